@@ -1,0 +1,24 @@
+#pragma once
+
+// Internal to config/: reading the document's sections into a Config, and
+// resolving each deployment against its backend afterwards.
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config.hpp"
+#include "config/yaml_reader.hpp"
+
+namespace modelgate::config::detail {
+
+// Reads `gateway`, `workers`, `backends` and `deployments` from the document
+// root into `config`, checking each value on its own and the uniqueness of
+// names. `config.path` must be set, because a relative log_dir is resolved
+// against its directory. A null root reads as an empty document.
+void read_document(Reader& reader, const YAML::Node& root, Config& config);
+
+// Fills the "resolved while loading" fields of every deployment and checks
+// what depends on several sections: backend and worker names, versions,
+// template variables and frameworks.
+void resolve_deployments(const Reader& reader, Config& config);
+
+}  // namespace modelgate::config::detail
