@@ -1,0 +1,466 @@
+#include "launcher/deployment_controller.hpp"
+
+#include <random>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "config/command.hpp"
+#include "launcher/health_probe.hpp"
+#include "launcher/port_allocator.hpp"
+#include "routing/logger.hpp"
+
+namespace modelgate::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+
+// How long to wait for a backend's last output after it exited, so that
+// error messages carry its final log line.
+constexpr auto kOutputDrainTimeout = milliseconds(500);
+// How many log lines a failed start writes to the gateway's log.
+constexpr std::size_t kFailureLogLines = 10;
+
+std::shared_ptr<spdlog::logger> log() { return component_logger("launcher"); }
+
+long long elapsed_ms(Clock::time_point since) {
+  return duration_cast<milliseconds>(Clock::now() - since).count();
+}
+
+// Joins argv for a log line, quoting words that would otherwise be unclear.
+std::string join_argv(const std::vector<std::string>& argv) {
+  std::string text;
+  for (const std::string& word : argv) {
+    if (!text.empty()) {
+      text += ' ';
+    }
+    bool plain = !word.empty() && word.find_first_of(" \t\n'\"\\") == std::string::npos;
+    if (plain) {
+      text += printable(word, 1000);
+      continue;
+    }
+    text += '\'';
+    for (char c : word) {
+      if (c == '\'') {
+        text += "'\\''";
+      } else {
+        text += c;
+      }
+    }
+    text += '\'';
+  }
+  return printable(text, 4000);
+}
+
+// Keeps letters, digits, '.', '_' and '-' of a deployment name, so that an
+// instance id is safe in file names and container names.
+std::string sanitize_for_id(std::string_view name) {
+  std::string result;
+  for (char c : name) {
+    bool safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '.' || c == '_' || c == '-';
+    result += safe ? c : '_';
+    if (result.size() >= 40) {
+      break;
+    }
+  }
+  if (result.empty() || result.front() == '.' || result.front() == '-') {
+    result.insert(0, "m");
+  }
+  return result;
+}
+
+}  // namespace
+
+DeploymentController::DeploymentController(asio::io_context& io_context,
+                                           const config::Config& config,
+                                           const config::Deployment& deployment,
+                                           const config::Worker& worker, Runtime& runtime,
+                                           PortAllocator& ports, routing::RouteStore& routes)
+    : strand_(asio::make_strand(io_context)),
+      config_(config),
+      deployment_(deployment),
+      worker_(worker),
+      runtime_(runtime),
+      ports_(ports),
+      routes_(routes) {}
+
+void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
+  if (shutting_down_) {
+    held->complete({AcquireStatus::shutting_down, nullptr, "the gateway is shutting down"});
+    return;
+  }
+
+  // A request can arrive here after its instance became RUNNING.
+  {
+    std::lock_guard lock(status_mutex_);
+    for (const InstancePtr& instance : instances_) {
+      if (instance->handle->state() == routing::InstanceState::running) {
+        held->complete({AcquireStatus::ready, instance->handle, {}});
+        return;
+      }
+    }
+  }
+
+  std::size_t limit = config_.gateway.max_held_requests_per_deployment;
+  if (waiters_.size() >= limit) {
+    held->complete({AcquireStatus::queue_full, nullptr,
+                    std::to_string(waiters_.size()) + " requests are already waiting for model '" +
+                        deployment_.name + "' to start"});
+    return;
+  }
+
+  waiters_.push_back(std::move(held));
+  held_count_.store(waiters_.size());
+  if (!has_instance_in(routing::InstanceState::starting)) {
+    start_instances();
+  }
+}
+
+void DeploymentController::forget(const HeldRequest* held) {
+  std::erase_if(waiters_, [held](const auto& waiter) { return waiter.get() == held; });
+  held_count_.store(waiters_.size());
+}
+
+void DeploymentController::start_instances() {
+  for (int replica = 0; replica < deployment_.replicas; ++replica) {
+    asio::co_spawn(strand_, [self = shared_from_this()] { return self->run_instance(); },
+                   asio::detached);
+  }
+}
+
+awaitable<void> DeploymentController::run_instance() {
+  Clock::time_point started = Clock::now();
+  auto instance = std::make_shared<Instance>();
+
+  // Reserve a port and register the instance as STARTING.
+  std::optional<std::uint16_t> port = ports_.allocate();
+  std::string instance_id = next_instance_id();
+  instance->handle = std::make_shared<routing::InstanceHandle>(
+      instance_id, deployment_.name, worker_.ip, port.value_or(0));
+  {
+    std::lock_guard lock(status_mutex_);
+    instances_.push_back(instance);
+  }
+  if (!port) {
+    fail_start(instance, AcquireStatus::start_failed,
+               "no free port in worker '" + worker_.name + "' range " +
+                   std::to_string(worker_.ports.first) + "-" + std::to_string(worker_.ports.last));
+    co_return;
+  }
+  routes_.add_instance(instance->handle);
+
+  // Render the command and start the backend.
+  LaunchSpec spec;
+  try {
+    spec = build_spec(instance_id, *port);
+  } catch (const config::CommandError& error) {
+    fail_start(instance, AcquireStatus::start_failed,
+               std::string("cannot render the run command: ") + error.what());
+    co_return;
+  }
+  log()->info("instance {} of '{}' starting on {}:{}: {}", instance_id,
+              printable(deployment_.name), worker_.ip, *port, join_argv(spec.argv));
+
+  StartResult start = co_await runtime_.start(spec, strand_);
+  if (!start.instance) {
+    fail_start(instance, AcquireStatus::start_failed, start.error);
+    co_return;
+  }
+  instance->runtime = std::move(start.instance);
+  instance->runtime_id = instance->runtime->describe();
+  log()->info("instance {} started as {}, log {}", instance_id, instance->runtime_id,
+              spec.log_file.string());
+
+  // Probe until healthy; on failure fail_start() already ran.
+  // g++ 12 miscompiles co_await inside an if condition, so the result is
+  // stored first here and in the rest of the project.
+  bool healthy = co_await wait_until_healthy(instance, started);
+  if (!healthy) {
+    co_return;
+  }
+
+  instance->handle->set_state(routing::InstanceState::running);
+  routes_.update_instance(*instance->handle);
+  log()->info("instance {} of '{}' healthy after {} ms, {} held request(s) released",
+              instance_id, printable(deployment_.name), elapsed_ms(started), waiters_.size());
+  wake_waiters({AcquireStatus::ready, instance->handle, {}});
+
+  co_await serve_until_stopped(instance);
+}
+
+awaitable<bool> DeploymentController::wait_until_healthy(const InstancePtr& instance,
+                                                         Clock::time_point started) {
+  const auto& gateway = config_.gateway;
+  Clock::time_point deadline = started + deployment_.startup_timeout;
+  RuntimeInstance& runtime = *instance->runtime;
+  std::string last_probe = "no health check answered yet";
+
+  for (;;) {
+    if (runtime.exited()) {
+      co_await runtime.wait_output_closed(kOutputDrainTimeout);
+      if (shutting_down_) {
+        fail_start(instance, AcquireStatus::shutting_down, "the gateway is shutting down");
+        co_return false;
+      }
+      std::string reason = "backend exited with " + runtime.exit_status().describe() +
+                           " while starting";
+      std::string last_line = runtime.log().last_line();
+      if (!last_line.empty()) {
+        reason += "; last log line: " + last_line;
+      }
+      fail_start(instance, AcquireStatus::start_failed, std::move(reason));
+      co_return false;
+    }
+
+    Clock::time_point now = Clock::now();
+    if (now >= deadline) {
+      std::string reason = "backend did not pass the health check GET " +
+                           deployment_.health_check_path + " within " +
+                           std::to_string(duration_cast<milliseconds>(deployment_.startup_timeout).count()) +
+                           " ms (" + last_probe + ")";
+      std::string last_line = runtime.log().last_line();
+      if (!last_line.empty()) {
+        reason += "; last log line: " + last_line;
+      }
+      co_await runtime.stop(gateway.stop_grace_period);
+      fail_start(instance, AcquireStatus::start_timed_out, std::move(reason));
+      co_return false;
+    }
+
+    auto probe_timeout = std::min<Clock::duration>(gateway.health_check_timeout, deadline - now);
+    HealthResult health = co_await probe_health(
+        worker_.ip, instance->handle->port(), deployment_.health_check_path,
+        duration_cast<milliseconds>(probe_timeout) + milliseconds(1));
+    if (health.healthy) {
+      co_return true;
+    }
+    last_probe = health.status != 0 ? "last answer: HTTP " + std::to_string(health.status)
+                                    : "last error: " + health.error;
+
+    // Waiting on the exit wakes the loop early when the backend dies.
+    auto pause = std::min<Clock::duration>(gateway.health_check_interval,
+                                           std::max<Clock::duration>(deadline - Clock::now(), {}));
+    co_await runtime.wait_exit(pause);
+  }
+}
+
+awaitable<void> DeploymentController::serve_until_stopped(const InstancePtr& instance) {
+  routing::InstanceHandle& handle = *instance->handle;
+  RuntimeInstance& runtime = *instance->runtime;
+  Clock::duration idle_timeout = deployment_.idle_timeout;
+
+  for (;;) {
+    Clock::duration wait = Clock::duration::max();
+    if (idle_timeout > Clock::duration::zero()) {
+      wait = std::max<Clock::duration>(handle.last_used() + idle_timeout - Clock::now(),
+                                       milliseconds(1));
+    }
+    bool exited = co_await runtime.wait_exit(wait);
+
+    if (exited) {
+      if (handle.state() == routing::InstanceState::stopping) {
+        co_return;  // shutdown() stopped it
+      }
+      co_await runtime.wait_output_closed(kOutputDrainTimeout);
+      std::string reason = "exited unexpectedly with " + runtime.exit_status().describe();
+      log()->error("instance {} of '{}' ({}) {}; last log lines:\n{}", handle.id(),
+                   printable(deployment_.name), instance->runtime_id, reason,
+                   fmt::join(runtime.log().last_lines(kFailureLogLines), "\n"));
+      {
+        std::lock_guard lock(status_mutex_);
+        last_error_ = reason;
+      }
+      handle.set_state(routing::InstanceState::error);
+      remove(instance);
+      co_return;
+    }
+
+    // Idle check: last_used moves whenever a request ends.
+    bool idle = handle.in_flight() == 0 && Clock::now() - handle.last_used() >= idle_timeout;
+    if (idle && handle.try_begin_stop()) {
+      auto idle_seconds = duration_cast<std::chrono::seconds>(Clock::now() - handle.last_used());
+      co_await stop_instance(instance, "idle for " + std::to_string(idle_seconds.count()) + " s");
+      co_return;
+    }
+  }
+}
+
+awaitable<void> DeploymentController::stop_instance(const InstancePtr& instance,
+                                                    std::string_view reason) {
+  routing::InstanceHandle& handle = *instance->handle;
+  handle.set_state(routing::InstanceState::stopping);
+  routes_.remove_instance(handle);
+
+  Clock::time_point began = Clock::now();
+  log()->info("instance {} of '{}' ({}) stopping: {}", handle.id(), printable(deployment_.name),
+              instance->runtime_id, reason);
+  co_await instance->runtime->stop(config_.gateway.stop_grace_period);
+  log()->info("instance {} stopped after {} ms: {}", handle.id(), elapsed_ms(began),
+              instance->runtime->exit_status().describe());
+  remove(instance);
+}
+
+awaitable<void> DeploymentController::shutdown() {
+  shutting_down_ = true;
+  wake_waiters({AcquireStatus::shutting_down, nullptr, "the gateway is shutting down"});
+
+  std::vector<InstancePtr> running;
+  {
+    std::lock_guard lock(status_mutex_);
+    running = instances_;
+  }
+  for (const InstancePtr& instance : running) {
+    if (!instance->runtime || instance->runtime->exited()) {
+      continue;
+    }
+    co_await stop_instance(instance, "gateway shutdown");
+  }
+}
+
+void DeploymentController::fail_start(const InstancePtr& instance, AcquireStatus status,
+                                      std::string reason) {
+  routing::InstanceHandle& handle = *instance->handle;
+  handle.set_state(routing::InstanceState::error);
+
+  std::vector<std::string> lines;
+  if (instance->runtime) {
+    lines = instance->runtime->log().last_lines(kFailureLogLines);
+  }
+  if (status != AcquireStatus::shutting_down) {
+    log()->error("instance {} of '{}' failed to start: {}{}{}", handle.id(),
+                 printable(deployment_.name), reason, lines.empty() ? "" : "; last log lines:\n",
+                 fmt::join(lines, "\n"));
+    std::lock_guard lock(status_mutex_);
+    last_error_ = reason;
+  }
+  remove(instance);
+
+  // Another replica may still start or run; the waiters stay for it.
+  if (has_instance_in(routing::InstanceState::starting) ||
+      has_instance_in(routing::InstanceState::running)) {
+    return;
+  }
+  wake_waiters({status, nullptr, "model '" + deployment_.name + "' failed to start: " + reason});
+}
+
+void DeploymentController::wake_waiters(const AcquireResult& result) {
+  for (const auto& held : waiters_) {
+    held->complete(result);
+  }
+  waiters_.clear();
+  held_count_.store(0);
+}
+
+void DeploymentController::remove(const InstancePtr& instance) {
+  routes_.remove_instance(*instance->handle);
+  if (instance->handle->port() != 0 && (!instance->runtime || instance->runtime->exited())) {
+    ports_.release(instance->handle->port());
+  }
+  std::lock_guard lock(status_mutex_);
+  std::erase(instances_, instance);
+}
+
+bool DeploymentController::has_instance_in(routing::InstanceState state) const {
+  std::lock_guard lock(status_mutex_);
+  for (const InstancePtr& instance : instances_) {
+    if (instance->handle->state() == state) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string DeploymentController::next_instance_id() {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = sanitize_for_id(deployment_.name) + "-";
+  std::uint64_t value = random();
+  for (int digit = 0; digit < 8; ++digit) {
+    id += kHex[(value >> (digit * 4)) & 0xf];
+  }
+  return id;
+}
+
+LaunchSpec DeploymentController::build_spec(const std::string& instance_id,
+                                            std::uint16_t port) const {
+  // Environment variables first, so that the built-in names win.
+  std::map<std::string, std::string> values = deployment_.effective_env;
+  values["model_path"] = deployment_.model_path;
+  values["model_name"] = deployment_.name;
+  values["port"] = std::to_string(port);
+  values["worker_ip"] = worker_.ip;
+  values["worker_name"] = worker_.name;
+  values["instance_id"] = instance_id;
+  values["gpu_ids"] = "";
+  values["gpu_count"] = "0";
+  values["config_dir"] = config_.path.parent_path().string();
+
+  LaunchSpec spec;
+  spec.instance_id = instance_id;
+  spec.deployment = deployment_.name;
+  spec.argv = config::render_command(deployment_.command_template, values);
+  std::vector<std::string> parameters = config::render_command(deployment_.parameters, values);
+  spec.argv.insert(spec.argv.end(), parameters.begin(), parameters.end());
+  spec.env = deployment_.effective_env;
+  spec.image_name = deployment_.image_name;
+  spec.log_file = config_.gateway.log_dir / (instance_id + ".log");
+  spec.log_lines = config_.gateway.instance_log_lines;
+  return spec;
+}
+
+std::vector<InstanceStatus> DeploymentController::instances() const {
+  std::lock_guard lock(status_mutex_);
+  std::vector<InstanceStatus> result;
+  for (const InstancePtr& instance : instances_) {
+    const routing::InstanceHandle& handle = *instance->handle;
+    InstanceStatus status;
+    status.id = handle.id();
+    status.deployment = handle.deployment();
+    status.state = handle.state();
+    status.endpoint = handle.host() + ":" + std::to_string(handle.port());
+    status.runtime_id = instance->runtime_id;
+    status.in_flight = handle.in_flight();
+    status.uptime_seconds =
+        std::chrono::duration<double>(Clock::now() - handle.started_at()).count();
+    if (instance->runtime) {
+      status.last_log_lines = instance->runtime->log().last_lines(20);
+    }
+    result.push_back(std::move(status));
+  }
+  return result;
+}
+
+DeploymentStatus DeploymentController::status() const {
+  DeploymentStatus result;
+  result.name = deployment_.name;
+  result.held_requests = held_count_.load();
+
+  std::lock_guard lock(status_mutex_);
+  result.last_error = last_error_;
+  bool running = false;
+  bool starting = false;
+  bool stopping = false;
+  for (const InstancePtr& instance : instances_) {
+    routing::InstanceState state = instance->handle->state();
+    running = running || state == routing::InstanceState::running;
+    starting = starting || state == routing::InstanceState::starting;
+    stopping = stopping || state == routing::InstanceState::stopping;
+  }
+  if (running) {
+    result.state = "running";
+  } else if (starting) {
+    result.state = "starting";
+  } else if (stopping) {
+    result.state = "stopping";
+  } else if (!last_error_.empty()) {
+    result.state = "error";
+  } else {
+    result.state = "stopped";
+  }
+  return result;
+}
+
+}  // namespace modelgate::launcher

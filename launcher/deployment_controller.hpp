@@ -1,0 +1,86 @@
+#pragma once
+
+// The lifecycle of one deployment's instances. Every member function runs
+// on the controller's strand, except the status readers, which lock.
+
+#include "routing/asio_prelude.hpp"
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/strand.hpp>
+
+#include "config/config.hpp"
+#include "launcher/launcher.hpp"
+#include "launcher/runtime.hpp"
+#include "routing/route_table.hpp"
+
+namespace modelgate::launcher {
+
+class PortAllocator;
+
+class DeploymentController : public std::enable_shared_from_this<DeploymentController> {
+ public:
+  DeploymentController(asio::io_context& io_context, const config::Config& config,
+                       const config::Deployment& deployment, const config::Worker& worker,
+                       Runtime& runtime, PortAllocator& ports, routing::RouteStore& routes);
+
+  using Strand = asio::strand<asio::io_context::executor_type>;
+  const Strand& strand() const { return strand_; }
+
+  // Answers at once when an instance is RUNNING, else queues the request and
+  // starts instances if none is starting.
+  void enqueue(std::shared_ptr<HeldRequest> held);
+  // Drops a request that stopped waiting (deadline, client gone).
+  void forget(const HeldRequest* held);
+
+  awaitable<void> shutdown();
+
+  std::vector<InstanceStatus> instances() const;
+  DeploymentStatus status() const;
+
+ private:
+  struct Instance {
+    routing::InstancePtr handle;
+    std::shared_ptr<RuntimeInstance> runtime;
+    std::string runtime_id;
+  };
+  using InstancePtr = std::shared_ptr<Instance>;
+
+  void start_instances();
+  awaitable<void> run_instance();
+  awaitable<bool> wait_until_healthy(const InstancePtr& instance,
+                                     std::chrono::steady_clock::time_point started);
+  awaitable<void> serve_until_stopped(const InstancePtr& instance);
+  awaitable<void> stop_instance(const InstancePtr& instance, std::string_view reason);
+
+  void fail_start(const InstancePtr& instance, AcquireStatus status, std::string reason);
+  void wake_waiters(const AcquireResult& result);
+  void remove(const InstancePtr& instance);
+  bool has_instance_in(routing::InstanceState state) const;
+  std::string next_instance_id();
+  LaunchSpec build_spec(const std::string& instance_id, std::uint16_t port) const;
+
+  Strand strand_;
+  const config::Config& config_;
+  const config::Deployment& deployment_;
+  const config::Worker& worker_;
+  Runtime& runtime_;
+  PortAllocator& ports_;
+  routing::RouteStore& routes_;
+
+  std::deque<std::shared_ptr<HeldRequest>> waiters_;
+  bool shutting_down_ = false;
+
+  // Read by the status functions from other threads.
+  mutable std::mutex status_mutex_;
+  std::vector<InstancePtr> instances_;
+  std::string last_error_;
+  std::atomic<std::size_t> held_count_{0};
+};
+
+}  // namespace modelgate::launcher

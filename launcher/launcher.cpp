@@ -1,0 +1,191 @@
+#include "launcher/launcher.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "launcher/deployment_controller.hpp"
+#include "launcher/port_allocator.hpp"
+#include "launcher/process_runtime.hpp"
+#include "routing/logger.hpp"
+
+namespace modelgate::launcher {
+
+std::string_view to_string(AcquireStatus status) {
+  switch (status) {
+    case AcquireStatus::ready:
+      return "ready";
+    case AcquireStatus::start_failed:
+      return "start_failed";
+    case AcquireStatus::start_timed_out:
+      return "start_timed_out";
+    case AcquireStatus::hold_timed_out:
+      return "hold_timed_out";
+    case AcquireStatus::queue_full:
+      return "queue_full";
+    case AcquireStatus::client_gone:
+      return "client_gone";
+    case AcquireStatus::shutting_down:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
+HeldRequest::HeldRequest(asio::any_io_executor executor,
+                         std::chrono::steady_clock::time_point deadline,
+                         std::string request_id)
+    : timer_(std::move(executor)), request_id_(std::move(request_id)) {
+  timer_.expires_at(deadline);
+}
+
+void HeldRequest::complete(AcquireResult result) {
+  asio::post(timer_.get_executor(),
+             [self = shared_from_this(), result = std::move(result)]() mutable {
+               if (self->result_) {
+                 return;
+               }
+               self->result_ = std::move(result);
+               self->timer_.cancel();
+             });
+}
+
+awaitable<AcquireResult> HeldRequest::wait() {
+  if (!result_) {
+    boost::system::error_code ignored;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (!result_) {
+    result_ = AcquireResult{AcquireStatus::hold_timed_out, nullptr,
+                            "timed out waiting for the model's backend to become ready"};
+  }
+  co_return *result_;
+}
+
+Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
+                   routing::RouteStore& routes, ProcessGuard* guard)
+    : io_context_(io_context), config_(config) {
+  // One runtime and one port allocator per worker, in config order.
+  for (const config::Worker& worker : config.workers) {
+    // TODO: container runtimes; config validation admits only "process".
+    runtimes_.push_back(std::make_unique<ProcessRuntime>(guard));
+    port_allocators_.push_back(std::make_unique<PortAllocator>(worker.ip, worker.ports));
+  }
+
+  // Place each deployment on its pinned worker, else on the first worker
+  // that offers its framework. Config validation guarantees one exists.
+  for (const config::Deployment& deployment : config.deployments) {
+    std::size_t chosen = config.workers.size();
+    for (std::size_t index = 0; index < config.workers.size(); ++index) {
+      const config::Worker& worker = config.workers[index];
+      if (!deployment.worker.empty()) {
+        if (worker.name == deployment.worker) {
+          chosen = index;
+          break;
+        }
+        continue;
+      }
+      bool offers = deployment.framework.empty() ||
+                    std::find(worker.frameworks.begin(), worker.frameworks.end(),
+                              deployment.framework) != worker.frameworks.end();
+      if (offers) {
+        chosen = index;
+        break;
+      }
+    }
+    if (chosen == config.workers.size()) {
+      throw std::runtime_error("no worker can run deployment '" + deployment.name + "'");
+    }
+    controllers_.emplace(deployment.name,
+                         std::make_shared<DeploymentController>(
+                             io_context, config, deployment, config.workers[chosen],
+                             *runtimes_[chosen], *port_allocators_[chosen], routes));
+  }
+}
+
+Launcher::~Launcher() = default;
+
+void Launcher::check_startup() const {
+  for (const config::Worker& worker : config_.workers) {
+    if (auto problem = check_port_range(worker.ports)) {
+      throw std::runtime_error(config_.path.string() + ": workers '" + worker.name +
+                               "': " + *problem);
+    }
+  }
+
+  std::error_code error;
+  std::filesystem::create_directories(config_.gateway.log_dir, error);
+  if (error || ::access(config_.gateway.log_dir.c_str(), W_OK) != 0) {
+    throw std::runtime_error("cannot write instance logs to " + config_.gateway.log_dir.string() +
+                             (error ? ": " + error.message() : std::string()) +
+                             "; set gateway.log_dir to a writable directory");
+  }
+}
+
+awaitable<AcquireResult> Launcher::acquire(const config::Deployment& deployment,
+                                           std::shared_ptr<HeldRequest> held) {
+  auto found = controllers_.find(deployment.name);
+  if (found == controllers_.end()) {
+    co_return AcquireResult{AcquireStatus::start_failed, nullptr,
+                            "no controller for model '" + deployment.name + "'"};
+  }
+  std::shared_ptr<DeploymentController> controller = found->second;
+
+  asio::post(controller->strand(), [controller, held] { controller->enqueue(held); });
+  AcquireResult result = co_await held->wait();
+
+  if (result.status != AcquireStatus::ready) {
+    asio::post(controller->strand(), [controller, held] { controller->forget(held.get()); });
+  }
+  co_return result;
+}
+
+awaitable<void> Launcher::shutdown() {
+  // Every controller stops its instances on its own strand, in parallel.
+  auto executor = co_await asio::this_coro::executor;
+  auto remaining = std::make_shared<std::size_t>(controllers_.size());
+  asio::steady_timer all_done(executor, std::chrono::steady_clock::time_point::max());
+
+  for (auto& [name, controller] : controllers_) {
+    asio::co_spawn(controller->strand(), controller->shutdown(),
+                   [executor, remaining, &all_done](std::exception_ptr) {
+                     asio::post(executor, [remaining, &all_done] {
+                       if (--*remaining == 0) {
+                         all_done.cancel();
+                       }
+                     });
+                   });
+  }
+  if (*remaining > 0) {
+    boost::system::error_code ignored;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
+std::vector<InstanceStatus> Launcher::instances() const {
+  std::vector<InstanceStatus> result;
+  for (const auto& [name, controller] : controllers_) {
+    std::vector<InstanceStatus> some = controller->instances();
+    result.insert(result.end(), some.begin(), some.end());
+  }
+  return result;
+}
+
+std::vector<DeploymentStatus> Launcher::deployments() const {
+  std::vector<DeploymentStatus> result;
+  for (const config::Deployment& deployment : config_.deployments) {
+    auto found = controllers_.find(deployment.name);
+    if (found != controllers_.end()) {
+      result.push_back(found->second->status());
+    }
+  }
+  return result;
+}
+
+}  // namespace modelgate::launcher
