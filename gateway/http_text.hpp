@@ -1,0 +1,53 @@
+#pragma once
+
+// Text of HTTP/1.1 heads as the proxy writes them: one contiguous buffer per
+// head, filled in place, instead of Beast's serializer.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace modelgate::gateway {
+
+// Returns "chat_completions", "completions" or "embeddings" for the paths
+// routed by model, else an empty view.
+std::string_view model_endpoint_label(std::string_view path);
+
+// ASCII case-insensitive comparison, as field names compare.
+bool equals_ignore_case(std::string_view left, std::string_view right);
+
+// Decodes %XX escapes; invalid escapes stay as they are.
+std::string percent_decode(std::string_view text);
+
+std::string_view method_string(boost::beast::http::verb method);
+
+// Whether a field must not be forwarded by a proxy (RFC 9110, section 7.6.1).
+bool is_hop_by_hop(std::string_view name);
+
+bool is_event_stream(std::string_view content_type);
+
+void append_status_line(std::string& out, int status, std::string_view reason = {});
+void append_header(std::string& out, std::string_view name, std::string_view value);
+
+// "1a2f\r\n" for a chunk of that many bytes.
+std::string chunk_size_line(std::size_t size);
+
+// The head sent to a backend: the client's method, target and end-to-end
+// fields, plus Host, X-Request-Id, X-Forwarded-For and Content-Length.
+std::string build_upstream_head(
+    const boost::beast::http::request<boost::beast::http::string_body>& request,
+    std::string_view host, std::uint16_t port, std::string_view request_id,
+    std::string_view client_address);
+
+// The head sent to a client: the backend's status and end-to-end fields,
+// plus X-Request-Id, X-Accel-Buffering for streams, and framing.
+void append_response_head(
+    std::string& out,
+    const boost::beast::http::response<boost::beast::http::buffer_body>& response,
+    std::string_view request_id, bool stream, bool chunked, bool keep_alive);
+
+}  // namespace modelgate::gateway

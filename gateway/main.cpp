@@ -1,0 +1,221 @@
+// modelgate: an OpenAI-compatible gateway that starts model backends on
+// demand.
+
+#include "routing/asio_prelude.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/program_options.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "config/config.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/server.hpp"
+#include "launcher/launcher.hpp"
+#include "launcher/process_guard.hpp"
+#include "routing/logger.hpp"
+#include "routing/route_table.hpp"
+
+namespace {
+
+namespace po = boost::program_options;
+using namespace modelgate;
+
+constexpr int kExitUsage = 64;   // EX_USAGE
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+struct Options {
+  std::string command = "serve";
+  std::string config_path;
+  std::string log_level = "info";
+};
+
+void print_usage(std::ostream& out, const po::options_description& visible) {
+  out << "Usage: modelgate [serve|validate] --config FILE [options]\n\n"
+         "  serve     start the gateway (the default)\n"
+         "  validate  check the config file and exit\n\n"
+      << visible << "\n";
+}
+
+// Returns nothing when the program should exit with `exit_code`.
+std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
+  Options options;
+  po::options_description visible("Options");
+  visible.add_options()
+      ("config,c", po::value(&options.config_path)->value_name("FILE"),
+       "the YAML config file (required)")
+      ("log-level", po::value(&options.log_level)->value_name("LEVEL")->default_value("info"),
+       "trace, debug, info, warn or error")
+      ("version", "print the version and exit")
+      ("help,h", "print this help and exit");
+  po::options_description all;
+  all.add(visible).add_options()("command", po::value(&options.command));
+  po::positional_options_description positional;
+  positional.add("command", 1);
+
+  po::variables_map values;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(),
+              values);
+    po::notify(values);
+  } catch (const po::error& error) {
+    std::cerr << "modelgate: " << error.what() << "\n\n";
+    print_usage(std::cerr, visible);
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+
+  if (values.count("help") != 0) {
+    print_usage(std::cout, visible);
+    exit_code = 0;
+    return std::nullopt;
+  }
+  if (values.count("version") != 0) {
+    std::cout << "modelgate " << MODELGATE_VERSION << "\n";
+    exit_code = 0;
+    return std::nullopt;
+  }
+  if (options.command != "serve" && options.command != "validate") {
+    std::cerr << "modelgate: unknown command '" << options.command
+              << "'; use serve or validate\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  if (options.config_path.empty()) {
+    std::cerr << "modelgate: missing --config FILE\n\n";
+    print_usage(std::cerr, visible);
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  if (spdlog::level::from_str(options.log_level) == spdlog::level::off &&
+      options.log_level != "off") {
+    std::cerr << "modelgate: invalid --log-level '" << options.log_level
+              << "'; use trace, debug, info, warn or error\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  return options;
+}
+
+void configure_logging(const Options& options) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  for (const char* name : {"gateway", "launcher", "routing", "access"}) {
+    auto logger = std::make_shared<spdlog::logger>(name, sink);
+    logger->set_level(spdlog::level::from_str(options.log_level));
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+    spdlog::register_logger(logger);
+  }
+}
+
+// Stops the gateway on SIGINT or SIGTERM: no new connections, every instance
+// stopped, then the I/O threads end. A second signal exits at once; the
+// process guard then stops the backends.
+awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server& server,
+                               launcher::Launcher& launcher,
+                               std::vector<std::unique_ptr<asio::io_context>>& contexts) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::signal_set signals(executor, SIGINT, SIGTERM);
+  auto log = component_logger("gateway");
+
+  int signal_number = co_await signals.async_wait(asio::use_awaitable);
+  log->info("received {}; stopping every instance and exiting", ::sigabbrev_np(signal_number));
+  context.shutting_down.store(true);
+  server.stop_accepting();
+
+  signals.async_wait([log](const boost::system::error_code& error, int second) {
+    if (!error) {
+      log->warn("received {} again; exiting now", ::sigabbrev_np(second));
+      ::_exit(1);
+    }
+  });
+  co_await launcher.shutdown();
+  log->info("all instances stopped");
+  for (auto& io_context : contexts) {
+    io_context->stop();
+  }
+}
+
+int serve(const config::Config& config) {
+  auto log = component_logger("gateway");
+
+  // The guard is forked before any thread exists.
+  std::unique_ptr<launcher::ProcessGuard> guard =
+      launcher::ProcessGuard::start(config.gateway.stop_grace_period);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::io_context*> context_pointers;
+  for (int index = 0; index < config.gateway.io_threads; ++index) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    context_pointers.push_back(contexts.back().get());
+  }
+
+  routing::MemoryRouteStore routes;
+  launcher::Launcher launcher(*contexts.front(), config, routes, guard.get());
+  gateway::Metrics metrics;
+  gateway::ServerContext context{config, launcher, routes, metrics};
+  gateway::Server server(context, context_pointers);
+  try {
+    launcher.check_startup();
+    server.listen();
+  } catch (const std::exception& error) {
+    log->error("{}", error.what());
+    return 1;
+  }
+  server.start();
+  asio::co_spawn(*contexts.front(), handle_signals(context, server, launcher, contexts),
+                 asio::detached);
+
+  auto endpoint = server.local_endpoint();
+  log->info("modelgate {} listening on {}:{} with {} deployment(s), {} I/O thread(s)",
+            MODELGATE_VERSION, endpoint.address().to_string(), endpoint.port(),
+            config.deployments.size(), config.gateway.io_threads);
+
+  std::vector<std::thread> threads;
+  for (std::size_t index = 1; index < contexts.size(); ++index) {
+    threads.emplace_back([&io_context = *contexts[index]] { io_context.run(); });
+  }
+  contexts.front()->run();
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  std::optional<Options> options = parse_options(argc, argv, exit_code);
+  if (!options) {
+    return exit_code;
+  }
+
+  config::Config config;
+  try {
+    config = config::load_config(options->config_path);
+  } catch (const config::ConfigError& error) {
+    std::cerr << "modelgate: invalid config: " << error.what() << "\n";
+    return kExitConfig;
+  }
+
+  if (options->command == "validate") {
+    std::cout << options->config_path << ": valid (" << config.workers.size() << " worker(s), "
+              << config.backends.size() << " backend(s), " << config.deployments.size()
+              << " deployment(s))\n";
+    return 0;
+  }
+
+  configure_logging(*options);
+  return serve(config);
+}

@@ -1,0 +1,46 @@
+#pragma once
+
+// State that every client connection reads: shared across I/O threads, and
+// per I/O thread.
+
+#include "routing/asio_prelude.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "config/config.hpp"
+#include "gateway/metrics.hpp"
+#include "gateway/upstream_pool.hpp"
+#include "launcher/launcher.hpp"
+#include "routing/route_table.hpp"
+
+namespace modelgate::gateway {
+
+struct ServerContext {
+  const config::Config& config;
+  launcher::Launcher& launcher;
+  routing::RouteStore& routes;
+  Metrics& metrics;
+  std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
+  std::atomic<bool> shutting_down{false};
+};
+
+// Owned by one I/O thread; sessions on that thread use it without locks.
+struct ThreadContext {
+  ThreadContext(asio::any_io_executor executor, const config::GatewaySettings& settings,
+                std::string id_prefix)
+      : upstream_pool(std::move(executor), settings.max_idle_upstream_connections,
+                      settings.upstream_connect_timeout),
+        request_id_prefix(std::move(id_prefix)) {}
+
+  // Returns a request id unique to this gateway process.
+  std::string next_request_id();
+
+  UpstreamPool upstream_pool;
+  std::string request_id_prefix;
+  std::uint64_t request_counter = 0;
+};
+
+}  // namespace modelgate::gateway

@@ -1,0 +1,747 @@
+#include "gateway/session.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <limits>
+#include <optional>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gateway/errors.hpp"
+#include "gateway/http_text.hpp"
+#include "routing/logger.hpp"
+#include "routing/model_request.hpp"
+
+namespace modelgate::gateway {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+using Request = http::request<http::string_body>;
+
+constexpr std::size_t kRelayBufferBytes = 64 * 1024;
+constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
+// A request whose instance stops between being chosen and being counted in
+// asks the launcher again, at most this many times.
+constexpr int kMaxAcquireAttempts = 3;
+
+std::shared_ptr<spdlog::logger> log() { return component_logger("gateway"); }
+std::shared_ptr<spdlog::logger> access_log() { return component_logger("access"); }
+
+double milliseconds_since(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+// What the access log line and the metrics record of one request need.
+struct RequestRecord {
+  std::string id;
+  std::string deployment;  // empty until the model names a deployment
+  std::string_view endpoint = "other";
+  std::string instance;
+  Clock::time_point received = Clock::now();
+  double held_ms = 0;
+  double first_byte_ms = -1;
+  int status = 0;
+  std::size_t bytes_sent = 0;
+  bool stream = false;
+  std::string dropped;  // why no complete response was sent
+};
+
+class Session {
+ public:
+  Session(asio::ip::tcp::socket socket, ServerContext& server, ThreadContext& thread)
+      : client_(std::move(socket)), server_(server), thread_(thread),
+        settings_(server.config.gateway) {
+    relay_buffer_.resize(kRelayBufferBytes);
+    error_code ignored;
+    client_address_ = client_.socket().remote_endpoint(ignored).address().to_string();
+  }
+
+  ~Session() { *alive_ = false; }
+
+  awaitable<void> run();
+
+ private:
+  awaitable<std::optional<Request>> read_request(bool first);
+  awaitable<bool> handle(Request& request);
+  awaitable<bool> handle_model_request(Request& request, RequestRecord& record);
+  awaitable<routing::InstancePtr> acquire_instance(const config::Deployment& deployment,
+                                                   RequestRecord& record, bool& keep_alive);
+  awaitable<bool> proxy(Request& request, RequestRecord& record, routing::InstanceHandle& instance);
+  awaitable<bool> relay_response(Request& request, RequestRecord& record,
+                                 UpstreamConnectionPtr upstream,
+                                 http::response_parser<http::buffer_body>& parser,
+                                 routing::InstanceHandle& instance);
+
+  awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
+                         bool keep_alive);
+  awaitable<bool> send_json(RequestRecord& record, int status, std::string body, bool keep_alive);
+  void finish(RequestRecord& record);
+
+  void watch_client(std::function<void()> on_gone);
+  void arm_watch();
+  void stop_watch();
+
+  std::string models_body(const std::string* only) const;
+
+  beast::tcp_stream client_;
+  beast::flat_buffer buffer_;
+  ServerContext& server_;
+  ThreadContext& thread_;
+  const config::GatewaySettings& settings_;
+  std::string client_address_;
+  std::string head_;
+  std::vector<char> relay_buffer_;
+
+  // Disconnect watch while a request is held or waits for its backend.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool watching_ = false;
+  bool client_gone_ = false;
+  std::function<void()> on_client_gone_;
+};
+
+awaitable<void> Session::run() {
+  server_.metrics.client_connection_opened();
+  bool first = true;
+  for (;;) {
+    std::optional<Request> request = co_await read_request(first);
+    first = false;
+    if (!request) {
+      break;
+    }
+    bool keep_alive = co_await handle(*request);
+    if (!keep_alive) {
+      break;
+    }
+  }
+
+  error_code ignored;
+  client_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  client_.close();
+  server_.metrics.client_connection_closed();
+}
+
+awaitable<std::optional<Request>> Session::read_request(bool first) {
+  error_code error;
+
+  // Between requests a connection may idle for keep_alive_timeout; once
+  // bytes arrive, the head must follow within header_timeout.
+  if (buffer_.size() == 0) {
+    client_.expires_after(first ? settings_.header_timeout : settings_.keep_alive_timeout);
+    std::size_t count = co_await client_.async_read_some(
+        buffer_.prepare(4096), asio::redirect_error(asio::use_awaitable, error));
+    buffer_.commit(count);
+    if (error) {
+      co_return std::nullopt;  // closed, reset or idle: nothing to answer
+    }
+  }
+
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
+  parser.body_limit(settings_.max_body_bytes);
+
+  client_.expires_after(settings_.header_timeout);
+  co_await http::async_read_header(client_, buffer_, parser,
+                                   asio::redirect_error(asio::use_awaitable, error));
+  if (!error && !parser.is_done()) {
+    auto expect = parser.get()[http::field::expect];
+    if (equals_ignore_case(std::string_view(expect.data(), expect.size()), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(client_, asio::buffer(kContinue),
+                                 asio::redirect_error(asio::use_awaitable, error));
+    }
+    if (!error) {
+      co_await http::async_read(client_, buffer_, parser,
+                                asio::redirect_error(asio::use_awaitable, error));
+    }
+  }
+  client_.expires_never();
+
+  if (!error) {
+    co_return parser.release();
+  }
+
+  // Answer what can be answered, then close: the stream is out of step.
+  RequestRecord record;
+  record.id = thread_.next_request_id();
+  if (error == http::error::body_limit) {
+    co_await reject(record, ErrorKind::body_too_large,
+                    "request body exceeds the limit of " + std::to_string(settings_.max_body_bytes) +
+                        " bytes",
+                    false);
+  } else if (error == http::error::header_limit) {
+    co_await reject(record, ErrorKind::header_too_large,
+                    "request headers exceed the limit of " +
+                        std::to_string(settings_.max_header_bytes) + " bytes",
+                    false);
+  } else if (error == beast::error::timeout) {
+    co_await reject(record, ErrorKind::request_timeout,
+                    "the request did not arrive within the header timeout", false);
+  } else if (error.category() == make_error_code(http::error::bad_method).category() &&
+             error != http::error::end_of_stream && error != http::error::partial_message) {
+    co_await reject(record, ErrorKind::bad_http, "malformed HTTP request: " + error.message(),
+                    false);
+  }
+  // Anything else is a closed or reset connection: nobody to answer.
+  co_return std::nullopt;
+}
+
+awaitable<bool> Session::handle(Request& request) {
+  RequestRecord record;
+  record.id = thread_.next_request_id();
+  bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
+
+  std::string_view target(request.target().data(), request.target().size());
+  std::string_view path = target.substr(0, target.find('?'));
+  http::verb method = request.method();
+
+  // OpenAI endpoints routed by the body's model.
+  std::string_view endpoint = model_endpoint_label(path);
+  if (!endpoint.empty()) {
+    record.endpoint = endpoint;
+    if (method != http::verb::post) {
+      co_return co_await reject(record, ErrorKind::method_not_allowed,
+                                std::string(path) + " accepts POST only", keep_alive);
+    }
+    co_return co_await handle_model_request(request, record);
+  }
+
+  // The gateway's own endpoints.
+  if (path == "/v1/models" || path.starts_with("/v1/models/")) {
+    record.endpoint = "models";
+    if (method != http::verb::get) {
+      co_return co_await reject(record, ErrorKind::method_not_allowed,
+                                "/v1/models accepts GET only", keep_alive);
+    }
+    if (path == "/v1/models") {
+      co_return co_await send_json(record, 200, models_body(nullptr), keep_alive);
+    }
+    std::string name = percent_decode(path.substr(std::string_view("/v1/models/").size()));
+    if (server_.config.find_deployment(name) == nullptr) {
+      co_return co_await reject(record, ErrorKind::model_not_found,
+                                "The model '" + name + "' does not exist", keep_alive);
+    }
+    co_return co_await send_json(record, 200, models_body(&name), keep_alive);
+  }
+  if (path == "/health" && method == http::verb::get) {
+    record.endpoint = "health";
+    co_return co_await send_json(record, 200, R"({"status":"ok"})", keep_alive);
+  }
+  if (path == "/metrics" && method == http::verb::get) {
+    record.endpoint = "metrics";
+    std::string body = server_.metrics.serialize();
+    head_.clear();
+    append_status_line(head_, 200);
+    append_header(head_, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    append_header(head_, "Content-Length", std::to_string(body.size()));
+    append_header(head_, "X-Request-Id", record.id);
+    if (!keep_alive) {
+      append_header(head_, "Connection", "close");
+    }
+    head_ += "\r\n";
+    error_code error;
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+    co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
+    record.status = 200;
+    record.bytes_sent = body.size();
+    finish(record);
+    co_return keep_alive && !error;
+  }
+
+  co_return co_await reject(record, ErrorKind::unknown_endpoint,
+                            "unknown endpoint " + std::string(method_string(method)) + " " +
+                                std::string(path),
+                            keep_alive);
+}
+
+awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& record) {
+  bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
+
+  // Route by the body's "model".
+  routing::ModelRequest parsed = routing::parse_model_request(request.body());
+  record.stream = parsed.stream;
+  switch (parsed.error) {
+    case routing::ModelRequestError::none:
+      break;
+    case routing::ModelRequestError::invalid_json:
+      co_return co_await reject(record, ErrorKind::invalid_json,
+                                "the request body is not valid JSON: " + parsed.detail, keep_alive);
+    case routing::ModelRequestError::not_an_object:
+      co_return co_await reject(record, ErrorKind::invalid_request,
+                                "the request body must be a JSON object", keep_alive);
+    case routing::ModelRequestError::missing_model:
+      co_return co_await reject(record, ErrorKind::invalid_request,
+                                "you must provide a model parameter", keep_alive);
+    case routing::ModelRequestError::model_not_string:
+      co_return co_await reject(record, ErrorKind::invalid_request,
+                                "the model parameter must be a string", keep_alive);
+    case routing::ModelRequestError::empty_model:
+      co_return co_await reject(record, ErrorKind::invalid_request,
+                                "the model parameter must not be empty", keep_alive);
+    case routing::ModelRequestError::duplicate_model:
+      co_return co_await reject(record, ErrorKind::invalid_request,
+                                "the model parameter appears more than once", keep_alive);
+    case routing::ModelRequestError::too_deep:
+      co_return co_await reject(record, ErrorKind::invalid_json,
+                                "the request body nests deeper than " +
+                                    std::to_string(routing::kMaxJsonDepth) + " levels",
+                                keep_alive);
+  }
+
+  const config::Deployment* deployment = server_.config.find_deployment(parsed.model);
+  if (deployment == nullptr) {
+    co_return co_await reject(record, ErrorKind::model_not_found,
+                              "The model '" + parsed.model + "' does not exist", keep_alive);
+  }
+  record.deployment = deployment->name;
+
+  // A RUNNING instance serves at once; otherwise the request is held.
+  routing::InstancePtr instance = server_.routes.snapshot()->pick(deployment->name);
+  if (!instance || !instance->try_acquire()) {
+    instance = co_await acquire_instance(*deployment, record, keep_alive);
+    if (!instance) {
+      co_return keep_alive;
+    }
+  }
+  record.instance = instance->id();
+
+  bool result = co_await proxy(request, record, *instance);
+  instance->release();
+  co_return result && keep_alive;
+}
+
+awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployment& deployment,
+                                                          RequestRecord& record,
+                                                          bool& keep_alive) {
+  Clock::time_point held_since = Clock::now();
+  Clock::time_point deadline = held_since + settings_.hold_timeout;
+  auto executor = co_await asio::this_coro::executor;
+
+  for (int attempt = 0; attempt < kMaxAcquireAttempts; ++attempt) {
+    auto held = std::make_shared<launcher::HeldRequest>(executor, deadline, record.id);
+    watch_client([held] {
+      held->complete({launcher::AcquireStatus::client_gone, nullptr, "the client disconnected"});
+    });
+    launcher::AcquireResult result = co_await server_.launcher.acquire(deployment, held);
+    stop_watch();
+    record.held_ms = milliseconds_since(held_since);
+
+    using launcher::AcquireStatus;
+    switch (result.status) {
+      case AcquireStatus::ready:
+        if (result.instance->try_acquire()) {
+          co_return result.instance;
+        }
+        continue;  // it began to stop in between; ask again
+      case AcquireStatus::client_gone:
+        record.dropped = "client_gone_while_held";
+        finish(record);
+        keep_alive = false;
+        co_return nullptr;
+      case AcquireStatus::start_failed:
+        keep_alive = co_await reject(record, ErrorKind::backend_start_failed, result.reason,
+                                     keep_alive);
+        co_return nullptr;
+      case AcquireStatus::start_timed_out:
+        keep_alive = co_await reject(record, ErrorKind::backend_start_timeout, result.reason,
+                                     keep_alive);
+        co_return nullptr;
+      case AcquireStatus::hold_timed_out:
+        keep_alive = co_await reject(
+            record, ErrorKind::hold_timeout,
+            "timed out after " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                    settings_.hold_timeout)
+                                                    .count()) +
+                " s waiting for model '" + deployment.name + "' to become ready",
+            keep_alive);
+        co_return nullptr;
+      case AcquireStatus::queue_full:
+        keep_alive = co_await reject(record, ErrorKind::queue_full, result.reason, keep_alive);
+        co_return nullptr;
+      case AcquireStatus::shutting_down:
+        keep_alive = co_await reject(record, ErrorKind::shutting_down, result.reason, false);
+        co_return nullptr;
+    }
+  }
+
+  keep_alive = co_await reject(record, ErrorKind::backend_error,
+                               "model '" + deployment.name +
+                                   "' kept stopping while this request waited; retry",
+                               keep_alive);
+  co_return nullptr;
+}
+
+awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
+                               routing::InstanceHandle& instance) {
+  bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
+  std::string upstream_head = build_upstream_head(request, instance.host(), instance.port(),
+                                                  record.id, client_address_);
+  std::string_view backend = instance.id();
+
+  // A reused keep-alive connection may have been closed by the backend just
+  // before the request went out; that case gets one more try on a fresh one.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    error_code error;
+    UpstreamConnectionPtr upstream =
+        co_await thread_.upstream_pool.connect(instance.host(), instance.port(), error);
+    if (!upstream) {
+      co_return co_await reject(record, ErrorKind::backend_error,
+                                "cannot connect to instance " + std::string(backend) + " of model '" +
+                                    record.deployment + "': " + error.message(),
+                                keep_alive);
+    }
+
+    if (settings_.upstream_response_timeout > std::chrono::milliseconds::zero()) {
+      upstream->stream.expires_after(settings_.upstream_response_timeout);
+    }
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(upstream_head),
+                                              asio::buffer(request.body())};
+    co_await asio::async_write(upstream->stream, buffers,
+                               asio::redirect_error(asio::use_awaitable, error));
+    if (error && upstream->reused && attempt == 0) {
+      continue;
+    }
+    if (error) {
+      co_return co_await reject(record, ErrorKind::backend_error,
+                                "sending the request to instance " + std::string(backend) +
+                                    " failed: " + error.message(),
+                                keep_alive);
+    }
+
+    // Wait for the response head; a client that leaves cancels the request.
+    http::response_parser<http::buffer_body> parser;
+    parser.header_limit(kUpstreamHeaderLimit);
+    // Beast 1.74 compares the length against an empty optional as if it
+    // were a limit of zero, so "no limit" is the largest value instead.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    UpstreamConnection* watched = upstream.get();
+    watch_client([watched] { watched->stream.cancel(); });
+    co_await http::async_read_header(upstream->stream, upstream->buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, error));
+    stop_watch();
+
+    if (client_gone_) {
+      record.dropped = "client_gone_while_waiting";
+      finish(record);
+      co_return false;
+    }
+    if (error && upstream->reused && attempt == 0 && !parser.got_some()) {
+      continue;
+    }
+    if (error == beast::error::timeout) {
+      co_return co_await reject(record, ErrorKind::backend_timeout,
+                                "instance " + std::string(backend) + " of model '" +
+                                    record.deployment + "' did not respond within the upstream response timeout",
+                                keep_alive);
+    }
+    if (error) {
+      co_return co_await reject(record, ErrorKind::backend_error,
+                                "instance " + std::string(backend) + " of model '" +
+                                    record.deployment + "' closed the connection before responding: " +
+                                    error.message(),
+                                keep_alive);
+    }
+    co_return co_await relay_response(request, record, std::move(upstream), parser, instance);
+  }
+  co_return false;  // not reached: the second attempt always returns
+}
+
+awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
+                                        UpstreamConnectionPtr upstream,
+                                        http::response_parser<http::buffer_body>& parser,
+                                        routing::InstanceHandle& instance) {
+  upstream->stream.expires_never();
+  auto& response = parser.get();
+  bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
+
+  // Framing towards the client: the upstream's length when it sent one,
+  // else chunked for HTTP/1.1 clients and end-of-connection for HTTP/1.0.
+  bool has_body = !parser.is_done();
+  bool length_known = parser.content_length().has_value();
+  bool chunked = has_body && !length_known && request.version() >= 11;
+  if (has_body && !length_known && request.version() < 11) {
+    keep_alive = false;
+  }
+  record.status = response.result_int();
+  auto content_type = response[http::field::content_type];
+  record.stream = record.stream ||
+                  is_event_stream(std::string_view(content_type.data(), content_type.size()));
+
+  head_.clear();
+  append_response_head(head_, response, record.id, record.stream, chunked, keep_alive);
+
+  // Send the head at once unless body bytes are already here to go with it.
+  bool head_sent = false;
+  error_code error;
+  if (!has_body || upstream->buffer.size() == 0) {
+    co_await asio::async_write(client_, asio::buffer(head_),
+                               asio::redirect_error(asio::use_awaitable, error));
+    head_sent = true;
+    record.first_byte_ms = milliseconds_since(record.received);
+    if (error) {
+      record.dropped = "client_write_failed";
+      finish(record);
+      co_return false;
+    }
+  }
+
+  // Relay the body piece by piece as it arrives; nothing is buffered whole.
+  std::string chunk_prefix;
+  while (!parser.is_done()) {
+    response.body().data = relay_buffer_.data();
+    response.body().size = relay_buffer_.size();
+    co_await http::async_read_some(upstream->stream, upstream->buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, error));
+    if (error == http::error::need_buffer) {
+      error = {};
+    }
+    std::size_t count = relay_buffer_.size() - response.body().size;
+
+    if (error) {
+      // The backend broke off mid-response. Without a head sent, the client
+      // still gets an error; after it, closing the connection is the signal.
+      log()->warn("request {} to instance {} of '{}': upstream failed mid-response: {}", record.id,
+                  instance.id(), printable(record.deployment), error.message());
+      if (!head_sent) {
+        co_return co_await reject(record, ErrorKind::backend_error,
+                                  "instance " + instance.id() + " broke off its response: " +
+                                      error.message(),
+                                  keep_alive);
+      }
+      record.dropped = "upstream_failed_mid_body";
+      finish(record);
+      co_return false;
+    }
+
+    if (count == 0) {
+      continue;
+    }
+    std::array<asio::const_buffer, 4> buffers;
+    std::size_t used = 0;
+    if (!head_sent) {
+      buffers[used++] = asio::buffer(head_);
+    }
+    if (chunked) {
+      chunk_prefix = chunk_size_line(count);
+      buffers[used++] = asio::buffer(chunk_prefix);
+    }
+    buffers[used++] = asio::buffer(relay_buffer_.data(), count);
+    if (chunked) {
+      buffers[used++] = asio::buffer(std::string_view("\r\n"));
+    }
+    co_await asio::async_write(client_, std::span(buffers.data(), used),
+                               asio::redirect_error(asio::use_awaitable, error));
+    if (!head_sent) {
+      head_sent = true;
+      record.first_byte_ms = milliseconds_since(record.received);
+    }
+    if (error) {
+      // The client left: drop the upstream connection, which cancels the
+      // backend's work on it.
+      record.dropped = "client_write_failed";
+      finish(record);
+      co_return false;
+    }
+    record.bytes_sent += count;
+  }
+
+  if (chunked) {
+    co_await asio::async_write(client_, asio::buffer(std::string_view("0\r\n\r\n")),
+                               asio::redirect_error(asio::use_awaitable, error));
+    if (error) {
+      record.dropped = "client_write_failed";
+      finish(record);
+      co_return false;
+    }
+  }
+
+  if (parser.keep_alive()) {
+    thread_.upstream_pool.release(instance.host(), instance.port(), std::move(upstream));
+  }
+  finish(record);
+  co_return keep_alive;
+}
+
+awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::string message,
+                                bool keep_alive) {
+  ErrorInfo info = error_info(kind);
+  log()->debug("request {} model '{}' rejected with {} {}: {}", record.id,
+               printable(record.deployment), info.status, info.code, printable(message, 2000));
+
+  std::string body = error_body(kind, message);
+  head_.clear();
+  append_status_line(head_, info.status);
+  append_header(head_, "Content-Type", "application/json");
+  append_header(head_, "Content-Length", std::to_string(body.size()));
+  append_header(head_, "X-Request-Id", record.id);
+  if (info.retry_after_seconds) {
+    append_header(head_, "Retry-After", std::to_string(*info.retry_after_seconds));
+  }
+  if (!keep_alive) {
+    append_header(head_, "Connection", "close");
+  }
+  head_ += "\r\n";
+
+  client_.expires_after(settings_.keep_alive_timeout);
+  error_code error;
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
+  client_.expires_never();
+
+  record.status = info.status;
+  record.bytes_sent = body.size();
+  if (error) {
+    record.dropped = "client_write_failed";
+  }
+  finish(record);
+  co_return keep_alive && !error;
+}
+
+awaitable<bool> Session::send_json(RequestRecord& record, int status, std::string body,
+                                   bool keep_alive) {
+  head_.clear();
+  append_status_line(head_, status);
+  append_header(head_, "Content-Type", "application/json");
+  append_header(head_, "Content-Length", std::to_string(body.size()));
+  append_header(head_, "X-Request-Id", record.id);
+  if (!keep_alive) {
+    append_header(head_, "Connection", "close");
+  }
+  head_ += "\r\n";
+
+  error_code error;
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
+  record.status = status;
+  record.bytes_sent = body.size();
+  if (error) {
+    record.dropped = "client_write_failed";
+  }
+  finish(record);
+  co_return keep_alive && !error;
+}
+
+void Session::finish(RequestRecord& record) {
+  auto duration = Clock::now() - record.received;
+  if (record.dropped.empty()) {
+    server_.metrics.record_request(record.deployment, record.endpoint, record.status, duration);
+  } else {
+    server_.metrics.record_dropped(record.deployment, record.dropped);
+  }
+
+  auto logger = access_log();
+  if (!logger->should_log(spdlog::level::info)) {
+    return;
+  }
+  logger->info(
+      "{} {} model='{}' instance={} status={} bytes={} duration_ms={:.1f} first_byte_ms={:.1f} "
+      "held_ms={:.1f}{}{}",
+      record.id, record.endpoint, printable(record.deployment),
+      record.instance.empty() ? "-" : record.instance, record.status, record.bytes_sent,
+      std::chrono::duration<double, std::milli>(duration).count(), record.first_byte_ms,
+      record.held_ms, record.stream ? " stream" : "",
+      record.dropped.empty() ? "" : " dropped=" + record.dropped);
+}
+
+void Session::watch_client(std::function<void()> on_gone) {
+  watching_ = true;
+  client_gone_ = false;
+  on_client_gone_ = std::move(on_gone);
+  arm_watch();
+}
+
+void Session::arm_watch() {
+  client_.socket().async_wait(
+      asio::ip::tcp::socket::wait_read, [this, alive = alive_](const error_code& error) {
+        if (!*alive || error || !watching_) {
+          return;
+        }
+        char byte;
+        ssize_t count = ::recv(client_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          arm_watch();
+          return;
+        }
+        if (count > 0) {
+          // A pipelined request: the connection is alive, and its bytes stay
+          // in the socket for the next read.
+          watching_ = false;
+          return;
+        }
+        watching_ = false;
+        client_gone_ = true;
+        on_client_gone_();
+      });
+}
+
+void Session::stop_watch() {
+  if (!watching_) {
+    return;
+  }
+  watching_ = false;
+  error_code ignored;
+  client_.socket().cancel(ignored);
+}
+
+std::string Session::models_body(const std::string* only) const {
+  auto created = std::chrono::duration_cast<std::chrono::seconds>(
+                     server_.started_at.time_since_epoch())
+                     .count();
+  nlohmann::json data = nlohmann::json::array();
+  for (const launcher::DeploymentStatus& status : server_.launcher.deployments()) {
+    if (only != nullptr && status.name != *only) {
+      continue;
+    }
+    nlohmann::json model = {{"id", status.name},
+                            {"object", "model"},
+                            {"created", created},
+                            {"owned_by", "modelgate"},
+                            {"state", status.state}};
+    if (only != nullptr) {
+      return model.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    data.push_back(std::move(model));
+  }
+  nlohmann::json body = {{"object", "list"}, {"data", std::move(data)}};
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string ThreadContext::next_request_id() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = request_id_prefix;
+  std::uint64_t value = ++request_counter;
+  char digits[16];
+  for (int index = 15; index >= 0; --index) {
+    digits[index] = kHex[value & 0xf];
+    value >>= 4;
+  }
+  id.append(digits, 16);
+  return id;
+}
+
+awaitable<void> serve_connection(asio::ip::tcp::socket socket, ServerContext& server,
+                                 ThreadContext& thread) {
+  error_code ignored;
+  socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+  Session session(std::move(socket), server, thread);
+  co_await session.run();
+}
+
+}  // namespace modelgate::gateway
