@@ -36,8 +36,9 @@ using Request = http::request<http::string_body>;
 
 constexpr std::size_t kRelayBufferBytes = 64 * 1024;
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
-// A request whose instance stops between being chosen and being counted in
-// asks the launcher again, at most this many times.
+// Maximum launcher requests for one client request. An instance can begin
+// to stop between being chosen and counting the request in; then the
+// request goes back to the launcher.
 constexpr int kMaxAcquireAttempts = 3;
 
 std::shared_ptr<spdlog::logger> log() { return component_logger("gateway"); }
@@ -47,7 +48,7 @@ double milliseconds_since(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
-// What the access log line and the metrics record of one request need.
+// Fields of one request for its access log line and its metrics.
 struct RequestRecord {
   std::string id;
   std::string deployment;  // empty until the model names a deployment
@@ -147,7 +148,7 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
         buffer_.prepare(4096), asio::redirect_error(asio::use_awaitable, error));
     buffer_.commit(count);
     if (error) {
-      co_return std::nullopt;  // closed, reset or idle: nothing to answer
+      co_return std::nullopt;  // closed, reset or idle, so no response is due
     }
   }
 
@@ -176,7 +177,8 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
     co_return parser.release();
   }
 
-  // Answer what can be answered, then close: the stream is out of step.
+  // Send an error where the failure allows one, then close, because the
+  // stream is out of step.
   RequestRecord record;
   record.id = thread_.next_request_id();
   if (error == http::error::body_limit) {
@@ -197,7 +199,7 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
     co_await reject(record, ErrorKind::bad_http, "malformed HTTP request: " + error.message(),
                     false);
   }
-  // Anything else is a closed or reset connection: nobody to answer.
+  // Any other error is a closed or reset connection, with no client left.
   co_return std::nullopt;
 }
 
@@ -393,8 +395,8 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
                                                   record.id, client_address_);
   std::string_view backend = instance.id();
 
-  // A reused keep-alive connection may have been closed by the backend just
-  // before the request went out; that case gets one more try on a fresh one.
+  // The backend may close a reused keep-alive connection just as the request
+  // goes out. Such a failure gets one more try on a new connection.
   for (int attempt = 0; attempt < 2; ++attempt) {
     error_code error;
     UpstreamConnectionPtr upstream =
@@ -466,6 +468,8 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
                                         http::response_parser<http::buffer_body>& parser,
                                         routing::InstanceHandle& instance) {
   upstream->stream.expires_never();
+  // TODO: no write timeout towards the client yet, so a client that stops
+  // reading keeps its upstream connection open.
   auto& response = parser.get();
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
 
