@@ -68,6 +68,10 @@ po::options_description describe_options() {
      "tokens per completion when the request sets no max_tokens")
     ("token-interval", po::value<std::int64_t>()->default_value(0),
      "milliseconds between streamed chunks")
+    ("event-timestamps", po::bool_switch(),
+     "precede each streamed event with the SSE comment line "
+     "\": sent_ns=N\", N being the steady clock in nanoseconds when the event "
+     "is written")
     ("dimensions", po::value<std::int64_t>()->default_value(8),
      "embedding size when the request sets no dimensions")
     ("exit-on-start", po::value<std::int64_t>(),
@@ -117,6 +121,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
   options.startup_delay = checked_milliseconds(values, "startup-delay");
   options.listen_delay = checked_milliseconds(values, "listen-delay");
   options.token_interval = checked_milliseconds(values, "token-interval");
+  options.event_timestamps = values["event-timestamps"].as<bool>();
 
   options.tokens = static_cast<int>(checked_value(values, "tokens", 1, kMaxTokens));
   options.dimensions =

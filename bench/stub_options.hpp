@@ -27,6 +27,10 @@ struct Options {
 
   int tokens = 16;  // completion tokens when the request sets no max_tokens
   std::chrono::milliseconds token_interval{0};  // between streamed chunks
+  // Precede each streamed event with the comment line ": sent_ns=N", where N
+  // is the steady clock (CLOCK_MONOTONIC on Linux) in nanoseconds just before
+  // the event is written. Benchmarks subtract it from the arrival time.
+  bool event_timestamps = false;
   int dimensions = 8;  // embedding size when the request sets no dimensions
 
   std::optional<int> exit_code;  // exit with this code instead of listening

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <exception>
 #include <iterator>
@@ -393,10 +394,18 @@ asio::awaitable<bool> Session::stream() {
 void Session::append_event(bool chunked) {
   constexpr std::string_view kPrefix = "data: ";
   constexpr std::string_view kSuffix = "\n\n";
+  stamp_.clear();
+  if (server_.options().event_timestamps) {
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    fmt::format_to(std::back_inserter(stamp_), ": sent_ns={}\n",
+                   std::chrono::nanoseconds(now).count());
+  }
   if (chunked) {
     fmt::format_to(std::back_inserter(body_), "{:x}\r\n",
-                   kPrefix.size() + event_.size() + kSuffix.size());
+                   stamp_.size() + kPrefix.size() + event_.size() +
+                       kSuffix.size());
   }
+  body_ += stamp_;
   body_ += kPrefix;
   body_ += event_;
   body_ += kSuffix;

@@ -72,8 +72,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Streams stream_ as server-sent events. Returns whether the connection
   // stays open.
   asio::awaitable<bool> stream();
-  // Appends the event in event_ to body_ as "data: EVENT\n\n", inside one
-  // chunk when the response uses chunked transfer encoding.
+  // Appends the event in event_ to body_ as "data: EVENT\n\n", after the
+  // line ": sent_ns=N\n" with --event-timestamps, inside one chunk when the
+  // response uses chunked transfer encoding.
   void append_event(bool chunked);
   void append_stream_event(const CompletionHeader& header,
                            const StreamPlan& plan, int index, bool chunked);
@@ -114,6 +115,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string head_;
   std::string body_;
   std::string event_;
+  std::string stamp_;  // the ": sent_ns=N" line of the current event
   std::string completion_id_;
   std::optional<StreamPlan> stream_;
 
