@@ -6,12 +6,15 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${MODELGATE_BUILD_DIR:-$repo_root/build}"
 
-# Debian 12 packages the build, the tests and the demo need.
+# Debian 12 packages the build, the tests and the demo need. nginx-light,
+# haproxy, wrk and gnuplot-nox are for the benchmark harness (bench/run.sh)
+# and its smoke test.
 apt_packages=(
   build-essential cmake ninja-build ccache pkg-config curl
   libboost-dev libboost-program-options-dev
   nlohmann-json3-dev libyaml-cpp-dev libhiredis-dev libssl-dev
   prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
+  nginx-light haproxy wrk gnuplot-nox
 )
 
 install_dependencies() {
