@@ -7,6 +7,7 @@
 
 #include "config/command.hpp"
 #include "launcher/health_probe.hpp"
+#include "launcher/argv_text.hpp"
 #include "launcher/port_allocator.hpp"
 #include "routing/logger.hpp"
 
@@ -27,31 +28,6 @@ std::shared_ptr<spdlog::logger> log() { return component_logger("launcher"); }
 
 long long elapsed_ms(Clock::time_point since) {
   return duration_cast<milliseconds>(Clock::now() - since).count();
-}
-
-// Joins argv for a log line, quoting words that would otherwise be unclear.
-std::string join_argv(const std::vector<std::string>& argv) {
-  std::string text;
-  for (const std::string& word : argv) {
-    if (!text.empty()) {
-      text += ' ';
-    }
-    bool plain = !word.empty() && word.find_first_of(" \t\n'\"\\") == std::string::npos;
-    if (plain) {
-      text += printable(word, 1000);
-      continue;
-    }
-    text += '\'';
-    for (char c : word) {
-      if (c == '\'') {
-        text += "'\\''";
-      } else {
-        text += c;
-      }
-    }
-    text += '\'';
-  }
-  return printable(text, 4000);
 }
 
 // Keeps letters, digits, '.', '_' and '-' of a deployment name, so that an
@@ -162,7 +138,7 @@ awaitable<void> DeploymentController::run_instance() {
     co_return;
   }
   log()->info("instance {} of '{}' starting on {}:{}: {}", instance_id,
-              printable(deployment_.name), worker_.ip, *port, join_argv(spec.argv));
+              printable(deployment_.name), worker_.ip, *port, argv_for_log(spec.argv));
 
   StartResult start = co_await runtime_.start(spec, strand_);
   if (!start.instance) {
