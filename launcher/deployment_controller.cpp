@@ -1,5 +1,6 @@
 #include "launcher/deployment_controller.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include <boost/asio/co_spawn.hpp>
@@ -54,14 +55,16 @@ DeploymentController::DeploymentController(asio::io_context& io_context,
                                            const config::Config& config,
                                            const config::Deployment& deployment,
                                            const config::Worker& worker, Runtime& runtime,
-                                           PortAllocator& ports, routing::RouteStore& routes)
+                                           PortAllocator& ports, routing::RouteStore& routes,
+                                           LifecycleObserver* observer)
     : strand_(asio::make_strand(io_context)),
       config_(config),
       deployment_(deployment),
       worker_(worker),
       runtime_(runtime),
       ports_(ports),
-      routes_(routes) {}
+      routes_(routes),
+      observer_(observer) {}
 
 void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
   if (shutting_down_) {
@@ -89,7 +92,7 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
   }
 
   waiters_.push_back(std::move(held));
-  held_count_.store(waiters_.size());
+  update_held_count();
   if (!has_instance_in(routing::InstanceState::starting)) {
     start_instances();
   }
@@ -97,7 +100,7 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
 
 void DeploymentController::forget(const HeldRequest* held) {
   std::erase_if(waiters_, [held](const auto& waiter) { return waiter.get() == held; });
-  held_count_.store(waiters_.size());
+  update_held_count();
 }
 
 void DeploymentController::start_instances() {
@@ -120,6 +123,7 @@ awaitable<void> DeploymentController::run_instance() {
     std::lock_guard lock(status_mutex_);
     instances_.push_back(instance);
   }
+  report_state(instance, routing::InstanceState::starting);
   if (!port) {
     fail_start(instance, AcquireStatus::start_failed,
                "no free port in worker '" + worker_.name + "' range " +
@@ -158,10 +162,21 @@ awaitable<void> DeploymentController::run_instance() {
     co_return;
   }
 
-  instance->handle->set_state(routing::InstanceState::running);
+  set_state(instance, routing::InstanceState::running);
   routes_.update_instance(*instance->handle);
+  clear_failed();
+  {
+    std::lock_guard lock(status_mutex_);
+    last_error_.clear();
+  }
+  auto startup = Clock::now() - started;
+  if (observer_ != nullptr) {
+    observer_->on_cold_start(deployment_.name, ColdStartResult::success,
+                             std::chrono::duration<double>(startup).count());
+  }
   log()->info("instance {} of '{}' healthy after {} ms, {} held request(s) released",
-              instance_id, printable(deployment_.name), elapsed_ms(started), waiters_.size());
+              instance_id, printable(deployment_.name),
+              duration_cast<milliseconds>(startup).count(), waiters_.size());
   wake_waiters({AcquireStatus::ready, instance->handle, {}});
 
   co_await serve_until_stopped(instance);
@@ -249,14 +264,18 @@ awaitable<void> DeploymentController::serve_until_stopped(const InstancePtr& ins
         std::lock_guard lock(status_mutex_);
         last_error_ = reason;
       }
-      handle.set_state(routing::InstanceState::error);
+      set_state(instance, routing::InstanceState::error);
       remove(instance);
+      keep_failed(instance, std::move(reason));
       co_return;
     }
 
     // Idle check: last_used moves whenever a request ends.
     bool idle = handle.in_flight() == 0 && Clock::now() - handle.last_used() >= idle_timeout;
     if (idle && handle.try_begin_stop()) {
+      if (observer_ != nullptr) {
+        observer_->on_idle_stop(deployment_.name);
+      }
       auto idle_seconds = duration_cast<std::chrono::seconds>(Clock::now() - handle.last_used());
       co_await stop_instance(instance, "idle for " + std::to_string(idle_seconds.count()) + " s");
       co_return;
@@ -267,7 +286,7 @@ awaitable<void> DeploymentController::serve_until_stopped(const InstancePtr& ins
 awaitable<void> DeploymentController::stop_instance(const InstancePtr& instance,
                                                     std::string_view reason) {
   routing::InstanceHandle& handle = *instance->handle;
-  handle.set_state(routing::InstanceState::stopping);
+  set_state(instance, routing::InstanceState::stopping);
   routes_.remove_instance(handle);
 
   Clock::time_point began = Clock::now();
@@ -277,6 +296,7 @@ awaitable<void> DeploymentController::stop_instance(const InstancePtr& instance,
   log()->info("instance {} stopped after {} ms: {}", handle.id(), elapsed_ms(began),
               instance->runtime->exit_status().describe());
   remove(instance);
+  report_state(instance, std::nullopt);
 }
 
 awaitable<void> DeploymentController::shutdown() {
@@ -299,13 +319,18 @@ awaitable<void> DeploymentController::shutdown() {
 void DeploymentController::fail_start(const InstancePtr& instance, AcquireStatus status,
                                       std::string reason) {
   routing::InstanceHandle& handle = *instance->handle;
-  handle.set_state(routing::InstanceState::error);
+  bool shutting_down = status == AcquireStatus::shutting_down;
+  if (shutting_down) {
+    handle.set_state(routing::InstanceState::error);
+  } else {
+    set_state(instance, routing::InstanceState::error);
+  }
 
   std::vector<std::string> lines;
   if (instance->runtime) {
     lines = instance->runtime->log().last_lines(kFailureLogLines);
   }
-  if (status != AcquireStatus::shutting_down) {
+  if (!shutting_down) {
     log()->error("instance {} of '{}' failed to start: {}{}{}", handle.id(),
                  printable(deployment_.name), reason, lines.empty() ? "" : "; last log lines:\n",
                  fmt::join(lines, "\n"));
@@ -313,6 +338,19 @@ void DeploymentController::fail_start(const InstancePtr& instance, AcquireStatus
     last_error_ = reason;
   }
   remove(instance);
+
+  // A start cut short by shutdown is neither a failure nor a success.
+  if (shutting_down) {
+    report_state(instance, std::nullopt);
+  } else {
+    ColdStartResult result = status == AcquireStatus::start_timed_out ? ColdStartResult::timeout
+                                                                       : ColdStartResult::failed;
+    if (observer_ != nullptr) {
+      auto seconds = std::chrono::duration<double>(Clock::now() - handle.started_at()).count();
+      observer_->on_cold_start(deployment_.name, result, seconds);
+    }
+    keep_failed(instance, reason);
+  }
 
   // Another replica may still start or run; the waiters stay for it.
   if (has_instance_in(routing::InstanceState::starting) ||
@@ -327,7 +365,7 @@ void DeploymentController::wake_waiters(const AcquireResult& result) {
     held->complete(result);
   }
   waiters_.clear();
-  held_count_.store(0);
+  update_held_count();
 }
 
 void DeploymentController::remove(const InstancePtr& instance) {
@@ -337,6 +375,61 @@ void DeploymentController::remove(const InstancePtr& instance) {
   }
   std::lock_guard lock(status_mutex_);
   std::erase(instances_, instance);
+}
+
+void DeploymentController::set_state(const InstancePtr& instance, routing::InstanceState state) {
+  instance->handle->set_state(state);
+  report_state(instance, state);
+}
+
+void DeploymentController::report_state(const InstancePtr& instance,
+                                        std::optional<routing::InstanceState> state) {
+  if (instance->reported_state == state) {
+    return;
+  }
+  if (observer_ != nullptr) {
+    observer_->on_instance_state(deployment_.name, instance->reported_state, state);
+  }
+  instance->reported_state = state;
+}
+
+void DeploymentController::keep_failed(const InstancePtr& instance, std::string error) {
+  instance->error = std::move(error);
+  instance->ended_at = Clock::now();
+
+  // Keep at most one failed instance per replica; the oldest goes first.
+  std::vector<InstancePtr> dropped;
+  {
+    std::lock_guard lock(status_mutex_);
+    failed_.push_back(instance);
+    auto limit = static_cast<std::size_t>(std::max(deployment_.replicas, 1));
+    while (failed_.size() > limit) {
+      dropped.push_back(std::move(failed_.front()));
+      failed_.pop_front();
+    }
+  }
+  for (const InstancePtr& old : dropped) {
+    report_state(old, std::nullopt);
+  }
+}
+
+void DeploymentController::clear_failed() {
+  std::deque<InstancePtr> dropped;
+  {
+    std::lock_guard lock(status_mutex_);
+    dropped.swap(failed_);
+  }
+  for (const InstancePtr& old : dropped) {
+    report_state(old, std::nullopt);
+  }
+}
+
+void DeploymentController::update_held_count() {
+  std::size_t count = waiters_.size();
+  std::size_t previous = held_count_.exchange(count);
+  if (observer_ != nullptr && previous != count) {
+    observer_->on_held_requests(deployment_.name, count);
+  }
 }
 
 bool DeploymentController::has_instance_in(routing::InstanceState state) const {
@@ -389,8 +482,11 @@ LaunchSpec DeploymentController::build_spec(const std::string& instance_id,
 
 std::vector<InstanceStatus> DeploymentController::instances() const {
   std::lock_guard lock(status_mutex_);
+  std::vector<InstancePtr> listed(instances_.begin(), instances_.end());
+  listed.insert(listed.end(), failed_.begin(), failed_.end());
+
   std::vector<InstanceStatus> result;
-  for (const InstancePtr& instance : instances_) {
+  for (const InstancePtr& instance : listed) {
     const routing::InstanceHandle& handle = *instance->handle;
     InstanceStatus status;
     status.id = handle.id();
@@ -399,8 +495,10 @@ std::vector<InstanceStatus> DeploymentController::instances() const {
     status.endpoint = handle.host() + ":" + std::to_string(handle.port());
     status.runtime_id = instance->runtime_id;
     status.in_flight = handle.in_flight();
-    status.uptime_seconds =
-        std::chrono::duration<double>(Clock::now() - handle.started_at()).count();
+    // A failed instance's uptime ends when it failed.
+    Clock::time_point until = instance->ended_at.value_or(Clock::now());
+    status.uptime_seconds = std::chrono::duration<double>(until - handle.started_at()).count();
+    status.error = instance->error;
     if (instance->runtime) {
       status.last_log_lines = instance->runtime->log().last_lines(20);
     }

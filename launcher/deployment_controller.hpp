@@ -9,6 +9,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "launcher/launcher.hpp"
+#include "launcher/lifecycle_observer.hpp"
 #include "launcher/runtime.hpp"
 #include "routing/route_table.hpp"
 
@@ -25,9 +27,11 @@ class PortAllocator;
 
 class DeploymentController : public std::enable_shared_from_this<DeploymentController> {
  public:
+  // `observer` may be null.
   DeploymentController(asio::io_context& io_context, const config::Config& config,
                        const config::Deployment& deployment, const config::Worker& worker,
-                       Runtime& runtime, PortAllocator& ports, routing::RouteStore& routes);
+                       Runtime& runtime, PortAllocator& ports, routing::RouteStore& routes,
+                       LifecycleObserver* observer = nullptr);
 
   using Strand = asio::strand<asio::io_context::executor_type>;
   const Strand& strand() const { return strand_; }
@@ -48,6 +52,10 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
     routing::InstancePtr handle;
     std::shared_ptr<RuntimeInstance> runtime;
     std::string runtime_id;
+    // The state last passed to the observer; empty before the first.
+    std::optional<routing::InstanceState> reported_state;
+    std::string error;  // why it is in ERROR
+    std::optional<std::chrono::steady_clock::time_point> ended_at;
   };
   using InstancePtr = std::shared_ptr<Instance>;
 
@@ -61,6 +69,11 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   void fail_start(const InstancePtr& instance, AcquireStatus status, std::string reason);
   void wake_waiters(const AcquireResult& result);
   void remove(const InstancePtr& instance);
+  void set_state(const InstancePtr& instance, routing::InstanceState state);
+  void report_state(const InstancePtr& instance, std::optional<routing::InstanceState> state);
+  void keep_failed(const InstancePtr& instance, std::string error);
+  void clear_failed();
+  void update_held_count();
   bool has_instance_in(routing::InstanceState state) const;
   std::string next_instance_id();
   LaunchSpec build_spec(const std::string& instance_id, std::uint16_t port) const;
@@ -72,6 +85,7 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   Runtime& runtime_;
   PortAllocator& ports_;
   routing::RouteStore& routes_;
+  LifecycleObserver* observer_;
 
   std::deque<std::shared_ptr<HeldRequest>> waiters_;
   bool shutting_down_ = false;
@@ -79,6 +93,10 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   // Read by the status functions from other threads.
   mutable std::mutex status_mutex_;
   std::vector<InstancePtr> instances_;
+  // Instances that failed since the last one became RUNNING, at most
+  // `replicas` of them, so that the admin API and the metrics show the
+  // ERROR state until a start succeeds.
+  std::deque<InstancePtr> failed_;
   std::string last_error_;
   std::atomic<std::size_t> held_count_{0};
 };

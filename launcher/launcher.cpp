@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "launcher/deployment_controller.hpp"
+#include "launcher/lifecycle_observer.hpp"
 #include "launcher/port_allocator.hpp"
 #include "launcher/process_runtime.hpp"
 #include "routing/logger.hpp"
@@ -34,6 +35,18 @@ std::string_view to_string(AcquireStatus status) {
       return "client_gone";
     case AcquireStatus::shutting_down:
       return "shutting_down";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(ColdStartResult result) {
+  switch (result) {
+    case ColdStartResult::success:
+      return "success";
+    case ColdStartResult::failed:
+      return "failed";
+    case ColdStartResult::timeout:
+      return "timeout";
   }
   return "unknown";
 }
@@ -69,7 +82,8 @@ awaitable<AcquireResult> HeldRequest::wait() {
 }
 
 Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
-                   routing::RouteStore& routes, ProcessGuard* guard)
+                   routing::RouteStore& routes, ProcessGuard* guard,
+                   LifecycleObserver* observer)
     : io_context_(io_context), config_(config) {
   // One runtime and one port allocator per worker, in config order.
   for (const config::Worker& worker : config.workers) {
@@ -105,7 +119,8 @@ Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
     controllers_.emplace(deployment.name,
                          std::make_shared<DeploymentController>(
                              io_context, config, deployment, config.workers[chosen],
-                             *runtimes_[chosen], *port_allocators_[chosen], routes));
+                             *runtimes_[chosen], *port_allocators_[chosen], routes,
+                             observer));
   }
 }
 

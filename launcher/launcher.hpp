@@ -23,6 +23,7 @@ namespace modelgate::launcher {
 
 class ProcessGuard;
 class DeploymentController;
+class LifecycleObserver;
 class Runtime;
 class PortAllocator;
 
@@ -63,7 +64,8 @@ class HeldRequest : public std::enable_shared_from_this<HeldRequest> {
   std::string request_id_;
 };
 
-// One instance as the admin API and /v1/models show it.
+// One instance as the admin API shows it. An instance that failed stays
+// listed in ERROR until an instance of its deployment becomes RUNNING.
 struct InstanceStatus {
   std::string id;
   std::string deployment;
@@ -71,8 +73,9 @@ struct InstanceStatus {
   std::string endpoint;    // host:port
   std::string runtime_id;  // "pid 1234"
   int in_flight = 0;
-  double uptime_seconds = 0;
+  double uptime_seconds = 0;  // until now, or until it failed
   std::vector<std::string> last_log_lines;
+  std::string error;  // why it is in ERROR; empty otherwise
 };
 
 struct DeploymentStatus {
@@ -86,9 +89,11 @@ struct DeploymentStatus {
 
 class Launcher {
  public:
-  // Controllers run on strands of `io_context`. `guard` may be null.
+  // Controllers run on strands of `io_context`. `guard` and `observer` may
+  // be null; `observer` must outlive the launcher.
   Launcher(asio::io_context& io_context, const config::Config& config,
-           routing::RouteStore& routes, ProcessGuard* guard);
+           routing::RouteStore& routes, ProcessGuard* guard,
+           LifecycleObserver* observer = nullptr);
   ~Launcher();
 
   // Checks what start-up needs beyond the config file: port ranges outside
