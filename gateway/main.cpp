@@ -159,9 +159,13 @@ int serve(const config::Config& config) {
     context_pointers.push_back(contexts.back().get());
   }
 
+  std::vector<std::string> deployment_names;
+  for (const config::Deployment& deployment : config.deployments) {
+    deployment_names.push_back(deployment.name);
+  }
+  gateway::Metrics metrics(deployment_names);
   routing::MemoryRouteStore routes;
-  launcher::Launcher launcher(*contexts.front(), config, routes, guard.get());
-  gateway::Metrics metrics;
+  launcher::Launcher launcher(*contexts.front(), config, routes, guard.get(), &metrics);
   gateway::ServerContext context{config, launcher, routes, metrics};
   gateway::Server server(context, context_pointers);
   try {

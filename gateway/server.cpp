@@ -51,9 +51,16 @@ Server::Server(ServerContext& context, std::vector<asio::io_context*> contexts)
     threads_.push_back(std::make_unique<ThreadContext>(io_context->get_executor(),
                                                        context.config.gateway, random_prefix()));
   }
+  context_.metrics.set_upstream_idle_source([this] {
+    std::size_t count = 0;
+    for (const auto& thread : threads_) {
+      count += thread->upstream_pool.idle_count();
+    }
+    return count;
+  });
 }
 
-Server::~Server() = default;
+Server::~Server() { context_.metrics.set_upstream_idle_source({}); }
 
 void Server::listen() {
   const config::GatewaySettings& settings = context_.config.gateway;

@@ -55,6 +55,7 @@ struct RequestRecord {
   std::string_view endpoint = "other";
   std::string instance;
   Clock::time_point received = Clock::now();
+  bool held = false;  // whether it waited for an instance to be ready
   double held_ms = 0;
   double first_byte_ms = -1;
   int status = 0;
@@ -341,6 +342,7 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
     });
     launcher::AcquireResult result = co_await server_.launcher.acquire(deployment, held);
     stop_watch();
+    record.held = true;
     record.held_ms = milliseconds_since(held_since);
 
     using launcher::AcquireStatus;
@@ -402,6 +404,7 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     UpstreamConnectionPtr upstream =
         co_await thread_.upstream_pool.connect(instance.host(), instance.port(), error);
     if (!upstream) {
+      server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::connect);
       co_return co_await reject(record, ErrorKind::backend_error,
                                 "cannot connect to instance " + std::string(backend) + " of model '" +
                                     record.deployment + "': " + error.message(),
@@ -419,6 +422,9 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
       continue;
     }
     if (error) {
+      server_.metrics.record_upstream_error(
+          record.deployment,
+          error == beast::error::timeout ? UpstreamErrorKind::timeout : UpstreamErrorKind::reset);
       co_return co_await reject(record, ErrorKind::backend_error,
                                 "sending the request to instance " + std::string(backend) +
                                     " failed: " + error.message(),
@@ -446,12 +452,14 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
       continue;
     }
     if (error == beast::error::timeout) {
+      server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::timeout);
       co_return co_await reject(record, ErrorKind::backend_timeout,
                                 "instance " + std::string(backend) + " of model '" +
                                     record.deployment + "' did not respond within the upstream response timeout",
                                 keep_alive);
     }
     if (error) {
+      server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::reset);
       co_return co_await reject(record, ErrorKind::backend_error,
                                 "instance " + std::string(backend) + " of model '" +
                                     record.deployment + "' closed the connection before responding: " +
@@ -482,6 +490,9 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     keep_alive = false;
   }
   record.status = response.result_int();
+  if (record.status >= 500) {
+    server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::backend_5xx);
+  }
   auto content_type = response[http::field::content_type];
   record.stream = record.stream ||
                   is_event_stream(std::string_view(content_type.data(), content_type.size()));
@@ -521,6 +532,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       // still gets an error; after it, closing the connection is the signal.
       log()->warn("request {} to instance {} of '{}': upstream failed mid-response: {}", record.id,
                   instance.id(), printable(record.deployment), error.message());
+      server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::reset);
       if (!head_sent) {
         co_return co_await reject(record, ErrorKind::backend_error,
                                   "instance " + instance.id() + " broke off its response: " +
@@ -562,6 +574,9 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       co_return false;
     }
     record.bytes_sent += count;
+    if (record.stream) {
+      server_.metrics.record_stream_chunk(record.deployment);
+    }
   }
 
   if (chunked) {
@@ -642,8 +657,17 @@ awaitable<bool> Session::send_json(RequestRecord& record, int status, std::strin
 
 void Session::finish(RequestRecord& record) {
   auto duration = Clock::now() - record.received;
+  if (record.held) {
+    server_.metrics.record_held(record.deployment,
+                                std::chrono::duration<double, std::milli>(record.held_ms));
+  }
   if (record.dropped.empty()) {
-    server_.metrics.record_request(record.deployment, record.endpoint, record.status, duration);
+    std::optional<std::chrono::duration<double>> first_byte;
+    if (record.first_byte_ms >= 0) {
+      first_byte = std::chrono::duration<double, std::milli>(record.first_byte_ms);
+    }
+    server_.metrics.record_request(record.deployment, record.endpoint, record.status, duration,
+                                   first_byte);
   } else {
     server_.metrics.record_dropped(record.deployment, record.dropped);
   }

@@ -47,6 +47,7 @@ awaitable<UpstreamConnectionPtr> UpstreamPool::connect(const std::string& host,
     while (!connections.empty()) {
       UpstreamConnectionPtr connection = std::move(connections.back());
       connections.pop_back();
+      idle_count_.fetch_sub(1, std::memory_order_relaxed);
       if (looks_open(*connection)) {
         connection->reused = true;
         co_return connection;
@@ -79,27 +80,23 @@ void UpstreamPool::release(const std::string& host, std::uint16_t port,
   }
   connection->stream.expires_never();
   connections.push_back(std::move(connection));
+  idle_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void UpstreamPool::sweep() {
+  std::size_t count = 0;
   for (auto entry = idle_.begin(); entry != idle_.end();) {
     std::erase_if(entry->second, [](const UpstreamConnectionPtr& connection) {
       return !looks_open(*connection);
     });
+    count += entry->second.size();
     if (entry->second.empty()) {
       entry = idle_.erase(entry);
     } else {
       ++entry;
     }
   }
-}
-
-std::size_t UpstreamPool::idle_count() const {
-  std::size_t count = 0;
-  for (const auto& [key, connections] : idle_) {
-    count += connections.size();
-  }
-  return count;
+  idle_count_.store(count, std::memory_order_relaxed);
 }
 
 }  // namespace modelgate::gateway

@@ -5,6 +5,7 @@
 
 #include "routing/asio_prelude.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -43,13 +44,16 @@ class UpstreamPool {
   // Closes idle connections that the backend has closed.
   void sweep();
 
-  std::size_t idle_count() const;
+  // The number of idle connections. Safe to call from any thread.
+  std::size_t idle_count() const { return idle_count_.load(std::memory_order_relaxed); }
 
  private:
   asio::any_io_executor executor_;
   std::size_t max_idle_per_endpoint_;
   std::chrono::milliseconds connect_timeout_;
   std::unordered_map<std::string, std::vector<UpstreamConnectionPtr>> idle_;
+  // The total size of idle_, for readers on other threads.
+  std::atomic<std::size_t> idle_count_{0};
 };
 
 }  // namespace modelgate::gateway
