@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <system_error>
 
@@ -289,8 +290,52 @@ Config load_config(const std::filesystem::path& path) {
   return parse_config(text.str(), file_name);
 }
 
+namespace {
+
+// yaml-cpp 0.7 (Debian 12) never returns, and keeps allocating, when a
+// document's first token is ','. Returns that comma's position, found by
+// skipping blank lines, comments, directives and document markers.
+std::optional<Location> find_comma_starting_document(std::string_view text) {
+  bool at_document_start = true;
+  int line_number = 0;
+  while (!text.empty()) {
+    ++line_number;
+    std::size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+
+    std::size_t column = 0;
+    if (line.starts_with("---") || line.starts_with("...")) {
+      at_document_start = true;
+      column = 3;
+    } else if (at_document_start && line.starts_with("%")) {
+      continue;
+    }
+    if (!at_document_start) {
+      continue;
+    }
+
+    std::size_t first = line.find_first_not_of(" \t\r", column);
+    if (first == std::string_view::npos || line[first] == '#') {
+      continue;
+    }
+    if (line[first] == ',') {
+      return Location{line_number, static_cast<int>(first) + 1};
+    }
+    at_document_start = false;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Config parse_config(std::string_view yaml_text, const std::string& file_name) {
   detail::Reader reader(file_name);
+
+  if (std::optional<Location> comma = find_comma_starting_document(yaml_text)) {
+    throw ConfigError(file_name, *comma, "", "invalid YAML: a document cannot start with ','",
+                      "Remove the stray comma");
+  }
 
   std::vector<YAML::Node> documents;
   try {

@@ -160,9 +160,13 @@ std::string build_upstream_head(const http::request<http::string_body>& request,
   out += std::string_view(request.target().data(), request.target().size());
   out += " HTTP/1.1\r\n";
 
+  // An IPv6 literal goes in brackets, so that its colons are not read as
+  // the port separator.
+  bool ipv6_literal = host.find(':') != std::string_view::npos;
   out += "Host: ";
+  out += ipv6_literal ? "[" : "";
   out += host;
-  out += ':';
+  out += ipv6_literal ? "]:" : ":";
   out += std::to_string(port);
   out += "\r\n";
 
@@ -178,7 +182,7 @@ std::string build_upstream_head(const http::request<http::string_body>& request,
       continue;
     }
     if (equals_ignore_case(name, "x-forwarded-for")) {
-      forwarded_for = std::string(value) + ", ";
+      forwarded_for.append(value).append(", ");
       continue;
     }
     append_header(out, name, value);

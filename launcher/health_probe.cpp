@@ -39,7 +39,8 @@ awaitable<HealthResult> probe_health(const std::string& host, std::uint16_t port
   }
 
   http::request<http::empty_body> request(http::verb::get, path, 11);
-  request.set(http::field::host, host + ":" + std::to_string(port));
+  std::string authority = address.is_v6() ? "[" + host + "]" : host;
+  request.set(http::field::host, authority + ":" + std::to_string(port));
   request.set(http::field::user_agent, "modelgate-health-check");
   request.set(http::field::connection, "close");
   co_await http::async_write(stream, request, asio::redirect_error(asio::use_awaitable, error));

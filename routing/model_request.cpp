@@ -34,7 +34,12 @@ class RoutingFieldsHandler : public nlohmann::json_sax<json> {
     return on_value(Kind::other);
   }
 
-  bool start_object(std::size_t) override { return open(); }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) {
+      top_level_object_ = true;
+    }
+    return open();
+  }
   bool start_array(std::size_t) override { return open(); }
   bool end_object() override { return close(); }
   bool end_array() override { return close(); }
@@ -68,6 +73,7 @@ class RoutingFieldsHandler : public nlohmann::json_sax<json> {
   }
 
   bool seen_model() const { return seen_model_; }
+  bool top_level_object() const { return top_level_object_; }
 
  private:
   enum class Kind { string, other };
@@ -115,16 +121,13 @@ class RoutingFieldsHandler : public nlohmann::json_sax<json> {
   std::size_t depth_ = 0;
   Key current_key_ = Key::none;
   bool seen_model_ = false;
+  bool top_level_object_ = false;
 };
 
 }  // namespace
 
 ModelRequest parse_model_request(std::string_view body, std::size_t max_depth) {
   ModelRequest result;
-
-  // A top-level array passes the SAX parse, so check the first byte.
-  std::size_t first = body.find_first_not_of(" \t\r\n");
-  bool starts_with_brace = first != std::string_view::npos && body[first] == '{';
 
   RoutingFieldsHandler handler(result, max_depth);
   bool parsed = json::sax_parse(body.begin(), body.end(), &handler);
@@ -135,7 +138,7 @@ ModelRequest parse_model_request(std::string_view body, std::size_t max_depth) {
     return result;
   }
 
-  if (!starts_with_brace) {
+  if (!handler.top_level_object()) {
     result.error = ModelRequestError::not_an_object;
     return result;
   }
