@@ -18,6 +18,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "config/config.hpp"
+#include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/server.hpp"
 #include "launcher/launcher.hpp"
@@ -37,6 +38,7 @@ struct Options {
   std::string command = "serve";
   std::string config_path;
   std::string log_level = "info";
+  gateway::LogFormat log_format = gateway::LogFormat::text;
 };
 
 void print_usage(std::ostream& out, const po::options_description& visible) {
@@ -49,12 +51,15 @@ void print_usage(std::ostream& out, const po::options_description& visible) {
 // Returns nothing when the program should exit with `exit_code`.
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
   Options options;
+  std::string log_format;
   po::options_description visible("Options");
   visible.add_options()
       ("config,c", po::value(&options.config_path)->value_name("FILE"),
        "the YAML config file (required)")
       ("log-level", po::value(&options.log_level)->value_name("LEVEL")->default_value("info"),
        "trace, debug, info, warn or error")
+      ("log-format", po::value(&log_format)->value_name("FORMAT")->default_value("text"),
+       "text, or json for one JSON object per line")
       ("version", "print the version and exit")
       ("help,h", "print this help and exit");
   po::options_description all;
@@ -103,15 +108,35 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
     exit_code = kExitUsage;
     return std::nullopt;
   }
+  std::optional<gateway::LogFormat> format = gateway::parse_log_format(log_format);
+  if (!format) {
+    std::cerr << "modelgate: invalid --log-format '" << log_format << "'; use text or json\n";
+    exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  options.log_format = *format;
   return options;
 }
 
 void configure_logging(const Options& options) {
+  // A sink has one formatter for all its loggers. In JSON, the session
+  // writes each access line as a whole object, so the access logger gets a
+  // sink of its own that adds nothing. Both sinks write whole lines to
+  // stderr.
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto access_sink = sink;
+  if (options.log_format == gateway::LogFormat::text) {
+    sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  } else {
+    sink->set_formatter(std::make_unique<gateway::JsonLogFormatter>());
+    access_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    access_sink->set_pattern("%v");
+  }
+
   for (const char* name : {"gateway", "launcher", "routing", "access"}) {
-    auto logger = std::make_shared<spdlog::logger>(name, sink);
+    auto logger = std::make_shared<spdlog::logger>(
+        name, std::string_view(name) == "access" ? access_sink : sink);
     logger->set_level(spdlog::level::from_str(options.log_level));
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
     spdlog::register_logger(logger);
   }
 }
@@ -144,7 +169,7 @@ awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server&
   }
 }
 
-int serve(const config::Config& config) {
+int serve(const config::Config& config, gateway::LogFormat log_format) {
   auto log = component_logger("gateway");
 
   // The guard is forked before any thread exists.
@@ -167,6 +192,7 @@ int serve(const config::Config& config) {
   routing::MemoryRouteStore routes;
   launcher::Launcher launcher(*contexts.front(), config, routes, guard.get(), &metrics);
   gateway::ServerContext context{config, launcher, routes, metrics};
+  context.log_format = log_format;
   gateway::Server server(context, context_pointers);
   try {
     launcher.check_startup();
@@ -221,5 +247,5 @@ int main(int argc, char** argv) {
   }
 
   configure_logging(*options);
-  return serve(config);
+  return serve(config, options->log_format);
 }

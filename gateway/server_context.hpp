@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/upstream_pool.hpp"
 #include "launcher/launcher.hpp"
@@ -25,6 +26,7 @@ struct ServerContext {
   Metrics& metrics;
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
   std::atomic<bool> shutting_down{false};
+  LogFormat log_format = LogFormat::text;  // of the access log
 };
 
 // Owned by one I/O thread; sessions on that thread use it without locks.

@@ -20,8 +20,10 @@
 #include <boost/beast/http/string_body.hpp>
 #include <nlohmann/json.hpp>
 
+#include "gateway/access_log.hpp"
 #include "gateway/errors.hpp"
 #include "gateway/http_text.hpp"
+#include "gateway/log_format.hpp"
 #include "routing/logger.hpp"
 #include "routing/model_request.hpp"
 
@@ -47,22 +49,6 @@ std::shared_ptr<spdlog::logger> access_log() { return component_logger("access")
 double milliseconds_since(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
-
-// Fields of one request for its access log line and its metrics.
-struct RequestRecord {
-  std::string id;
-  std::string deployment;  // empty until the model names a deployment
-  std::string_view endpoint = "other";
-  std::string instance;
-  Clock::time_point received = Clock::now();
-  bool held = false;  // whether it waited for an instance to be ready
-  double held_ms = 0;
-  double first_byte_ms = -1;
-  int status = 0;
-  std::size_t bytes_sent = 0;
-  bool stream = false;
-  std::string dropped;  // why no complete response was sent
-};
 
 class Session {
  public:
@@ -676,14 +662,12 @@ void Session::finish(RequestRecord& record) {
   if (!logger->should_log(spdlog::level::info)) {
     return;
   }
-  logger->info(
-      "{} {} model='{}' instance={} status={} bytes={} duration_ms={:.1f} first_byte_ms={:.1f} "
-      "held_ms={:.1f}{}{}",
-      record.id, record.endpoint, printable(record.deployment),
-      record.instance.empty() ? "-" : record.instance, record.status, record.bytes_sent,
-      std::chrono::duration<double, std::milli>(duration).count(), record.first_byte_ms,
-      record.held_ms, record.stream ? " stream" : "",
-      record.dropped.empty() ? "" : " dropped=" + record.dropped);
+  double duration_ms = std::chrono::duration<double, std::milli>(duration).count();
+  if (server_.log_format == LogFormat::json) {
+    logger->info(access_log_json(record, duration_ms, std::chrono::system_clock::now()));
+  } else {
+    logger->info(access_log_text(record, duration_ms));
+  }
 }
 
 void Session::watch_client(std::function<void()> on_gone) {
