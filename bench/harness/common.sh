@@ -150,3 +150,10 @@ note_problem() {
   say "problem: $*"
   problems+=("$*")
 }
+
+# Findings about modelgate that the report lists without failing the run.
+findings=()
+note_finding() {
+  say "finding: $*"
+  findings+=("$*")
+}

@@ -50,8 +50,8 @@ derive_results() {
     }' "$1"
 }
 
-# compute_medians ROWS prints "scenario contender level metric median count"
-# for every group of rounds.
+# compute_medians ROWS prints "scenario contender level metric median count
+# min max" for every group of rounds.
 compute_medians() {
   awk -F '\t' -v OFS='\t' '
     $6 != "" && $6 != "-" {
@@ -70,7 +70,7 @@ compute_medians() {
         }
         median = (n % 2) ? sorted[(n + 1) / 2] : (sorted[n / 2] + sorted[n / 2 + 1]) / 2
         split(key, part, SUBSEP)
-        print part[1], part[2], part[3], part[4], median, n
+        print part[1], part[2], part[3], part[4], median, n, sorted[1], sorted[n]
       }
     }' "$1"
 }
@@ -78,8 +78,22 @@ compute_medians() {
 # med SCENARIO CONTENDER LEVEL METRIC [FORMAT] prints a median from
 # $medians_file, or "n/a".
 med() {
-  awk -F '\t' -v s="$1" -v c="$2" -v l="$3" -v m="$4" -v format="${5:-%.1f}" '
-    $1 == s && $2 == c && $3 == l && $4 == m { printf format "\n", $5; found = 1 }
+  statistic 5 "$@"
+}
+
+# worst_low and worst_high take the arguments of med and print the lowest or
+# the highest value over the rounds, for targets that every run must meet.
+worst_low() {
+  statistic 7 "$@"
+}
+
+worst_high() {
+  statistic 8 "$@"
+}
+
+statistic() {
+  awk -F '\t' -v column="$1" -v s="$2" -v c="$3" -v l="$4" -v m="$5" -v format="${6:-%.1f}" '
+    $1 == s && $2 == c && $3 == l && $4 == m { printf format "\n", $column; found = 1 }
     END { if (!found) { print "n/a" } }' "$medians_file"
 }
 
@@ -179,12 +193,12 @@ write_report() {
     value="$(med cold_start modelgate - overhead_us %.0f)"
     printf '| scenario 3: cold-start overhead ≤ 10 ms | %s µs | %s |\n' \
       "$value" "$(verdict "$value" '<=' 10000)"
-    value="$(med flood modelgate "$flood_connections" ok %.0f)"
-    printf '| scenario 4: %s of %s answered | %s | %s |\n' "$flood_connections" \
+    value="$(worst_low flood modelgate "$flood_connections" ok %.0f)"
+    printf '| scenario 4: %s of %s answered (worst run) | %s | %s |\n' "$flood_connections" \
       "$flood_connections" "$value" "$(verdict "$value" '>=' "$flood_connections")"
-    value="$(med flood modelgate "$flood_connections" vm_hwm_kb %.0f)"
-    printf '| scenario 4: peak RSS < 200 MB | %s kB | %s |\n\n' \
-      "$value" "$(verdict "$value" '<=' 195312)"
+    value="$(worst_high flood modelgate "$flood_connections" vm_hwm_kb %.0f)"
+    printf '| scenario 4: peak RSS < 200 MB (worst run) | %s MiB | %s |\n\n' \
+      "$(mib_from_kb <<<"$value")" "$(verdict "$value" '<=' 195312)"
 
     printf '## Scenario 1: non-streamed chat completions\n\n'
     printf 'wrk, one thread, keep-alive connections, %s s per run after a %s s\n' \
@@ -262,14 +276,31 @@ write_report() {
     printf '`max_held_requests_per_deployment: %s`. VmHWM is the gateway'"'"'s\n' "$flood_connections"
     printf 'peak resident memory (`/proc/PID/status`). %s run(s), each with a fresh\n' "$flood_runs"
     printf 'gateway.\n\n'
-    printf '| measure | median |\n|---|---:|\n'
-    printf '| answered 200 | %s of %s |\n' "$(med flood modelgate "$flood_connections" ok %.0f)" "$flood_connections"
-    printf '| held and released at once (gateway log) | %s |\n' "$(med flood modelgate "$flood_connections" released %.0f)"
-    printf '| other status | %s |\n' "$(med flood modelgate "$flood_connections" other_status %.0f)"
-    printf '| connection errors | %s |\n' "$(med flood modelgate "$flood_connections" failed %.0f)"
-    printf '| all requests sent after | %s ms |\n' "$(med flood modelgate "$flood_connections" all_sent_ms)"
-    printf '| last answer after | %s ms |\n' "$(med flood modelgate "$flood_connections" last_answer_ms)"
-    printf '| gateway VmHWM | %s MiB |\n' "$(med flood modelgate "$flood_connections" vm_hwm_kb '%.0f' | mib_from_kb)"
+    printf '| measure | median | worst run |\n|---|---:|---:|\n'
+    local metric label
+    for metric in ok released instances_started other_status failed all_sent_ms last_answer_ms; do
+      case "$metric" in
+        ok) label="answered 200" ;;
+        released) label="released by the first healthy instance (gateway log)" ;;
+        instances_started) label="instances started (1 expected)" ;;
+        other_status) label="answered with another status" ;;
+        failed) label="connection errors" ;;
+        all_sent_ms) label="all requests sent after (ms)" ;;
+        last_answer_ms) label="last response after (ms)" ;;
+      esac
+      if [[ "$metric" == ok || "$metric" == released ]]; then
+        printf '| %s | %s | %s |\n' "$label" \
+          "$(med flood modelgate "$flood_connections" "$metric" %.0f)" \
+          "$(worst_low flood modelgate "$flood_connections" "$metric" %.0f)"
+      else
+        printf '| %s | %s | %s |\n' "$label" \
+          "$(med flood modelgate "$flood_connections" "$metric" %.0f)" \
+          "$(worst_high flood modelgate "$flood_connections" "$metric" %.0f)"
+      fi
+    done
+    printf '| gateway VmHWM (MiB) | %s | %s |\n' \
+      "$(med flood modelgate "$flood_connections" vm_hwm_kb '%.0f' | mib_from_kb)" \
+      "$(worst_high flood modelgate "$flood_connections" vm_hwm_kb '%.0f' | mib_from_kb)"
 
     printf '\n## Scenario 5: memory\n\n'
     printf 'Resident memory (VmRSS) of the contender processes when idle, and with\n'
@@ -294,6 +325,11 @@ write_report() {
         printf '```\n\n'
       fi
     done
+    if ((${#findings[@]} > 0)); then
+      printf '## Findings\n\n'
+      printf -- '- %s\n' "${findings[@]}"
+      printf '\n'
+    fi
     if ((${#problems[@]} > 0)); then
       printf '## Problems during the run\n\n'
       printf -- '- %s\n' "${problems[@]}"
