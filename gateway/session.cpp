@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -86,6 +87,7 @@ class Session {
   void stop_watch();
 
   std::string models_body(const std::string* only) const;
+  std::string instances_body() const;
 
   beast::tcp_stream client_;
   beast::flat_buffer buffer_;
@@ -230,6 +232,16 @@ awaitable<bool> Session::handle(Request& request) {
   if (path == "/health" && method == http::verb::get) {
     record.endpoint = "health";
     co_return co_await send_json(record, 200, R"({"status":"ok"})", keep_alive);
+  }
+  // TODO: serve /admin/ on a separate admin listener with API keys. On the
+  // main listener, every client can read the backends' log lines here.
+  if (path == "/admin/instances") {
+    record.endpoint = "admin";
+    if (method != http::verb::get) {
+      co_return co_await reject(record, ErrorKind::method_not_allowed,
+                                "/admin/instances accepts GET only", keep_alive);
+    }
+    co_return co_await send_json(record, 200, instances_body(), keep_alive);
   }
   if (path == "/metrics" && method == http::verb::get) {
     record.endpoint = "metrics";
@@ -731,6 +743,28 @@ std::string Session::models_body(const std::string* only) const {
   }
   nlohmann::json body = {{"object", "list"}, {"data", std::move(data)}};
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string Session::instances_body() const {
+  nlohmann::ordered_json body = nlohmann::ordered_json::array();
+  for (const launcher::InstanceStatus& status : server_.launcher.instances()) {
+    nlohmann::ordered_json instance = {
+        {"id", status.id},
+        {"deployment", status.deployment},
+        {"state", routing::to_string(status.state)},
+        {"endpoint", status.endpoint},
+        {"runtime_id", status.runtime_id},
+        {"uptime_seconds", std::round(status.uptime_seconds * 1000) / 1000},
+        {"in_flight", status.in_flight},
+        {"error", nullptr},
+        {"last_log_lines", status.last_log_lines},
+    };
+    if (!status.error.empty()) {
+      instance["error"] = status.error;
+    }
+    body.push_back(std::move(instance));
+  }
+  return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace

@@ -210,7 +210,8 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 }  // namespace
 
-GatewayProcess::GatewayProcess(const TempDir& dir, std::string config_yaml)
+GatewayProcess::GatewayProcess(const TempDir& dir, std::string config_yaml,
+                               const std::vector<std::string>& extra_args)
     : dir_(dir.path()), port_(reserve_port()) {
   std::uint16_t base = random_port_base(40);
   replace_all(config_yaml, "{{GATEWAY_PORT}}", std::to_string(port_));
@@ -220,9 +221,10 @@ GatewayProcess::GatewayProcess(const TempDir& dir, std::string config_yaml)
 
   std::filesystem::path config = dir_ / "config.yaml";
   write_file(config, config_yaml);
-  process_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{gateway_binary(), "--config", config.string(), "--log-level", "debug"},
-      dir_ / "gateway.log");
+  std::vector<std::string> argv{gateway_binary(), "--config", config.string(), "--log-level",
+                                "debug"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<ChildProcess>(argv, dir_ / "gateway.log");
 }
 
 bool GatewayProcess::wait_ready(std::chrono::milliseconds timeout) {

@@ -87,8 +87,10 @@ class GatewayProcess {
  public:
   // Writes `config_yaml` to DIR/config.yaml and starts the gateway on it.
   // The text may use {{GATEWAY_PORT}}, {{STUB}}, {{DIR}} and {{PORTS}} (a
-  // free range of 40 ports), which are replaced first.
-  GatewayProcess(const TempDir& dir, std::string config_yaml);
+  // free range of 40 ports), which are replaced first. `extra_args` are
+  // added to the gateway's command line.
+  GatewayProcess(const TempDir& dir, std::string config_yaml,
+                 const std::vector<std::string>& extra_args = {});
 
   // Waits until GET /health answers 200. Returns false on timeout.
   bool wait_ready(std::chrono::milliseconds timeout = 10s);
