@@ -130,6 +130,21 @@ const Worker* Config::find_worker(std::string_view name) const {
   return nullptr;
 }
 
+const Worker* Config::place(const Deployment& deployment) const {
+  if (!deployment.worker.empty()) {
+    return find_worker(deployment.worker);
+  }
+  for (const Worker& worker : workers) {
+    bool offers = deployment.framework.empty() ||
+                  std::find(worker.frameworks.begin(), worker.frameworks.end(),
+                            deployment.framework) != worker.frameworks.end();
+    if (offers) {
+      return &worker;
+    }
+  }
+  return nullptr;
+}
+
 std::optional<Duration> parse_duration(std::string_view text) {
   constexpr std::uint64_t kLimit =
       static_cast<std::uint64_t>(std::numeric_limits<Duration::rep>::max());

@@ -79,6 +79,11 @@ struct GatewaySettings {
   // directory of the config file.
   std::filesystem::path log_dir = "logs";
   std::size_t instance_log_lines = 200;
+
+  // Labels the containers this gateway starts, so that a restarted gateway
+  // finds its own. Empty: the launcher derives one from the host name, the
+  // config file's path and the listen address.
+  std::string id;
 };
 
 struct PortRange {
@@ -86,14 +91,33 @@ struct PortRange {
   std::uint16_t last = 20999;
 };
 
+// The settings of a worker with `runtime: docker`.
+struct DockerSettings {
+  // The Engine API endpoint as written: "unix:///PATH" or "tcp://HOST:PORT".
+  std::string endpoint = "unix:///var/run/docker.sock";
+  // Parsed from `endpoint`: the socket path for unix://, else host and port.
+  std::string socket_path = "/var/run/docker.sock";
+  std::string host;
+  std::uint16_t port = 0;
+  // PEM files for TLS over tcp://, resolved against the config file's
+  // directory. TLS is used when any of them is set.
+  std::filesystem::path tls_ca;
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+  std::string pull_policy = "if-not-present";  // always, if-not-present or never
+  std::string network = "host";                // host or bridge
+  std::vector<std::string> gpu_ids;            // {{gpu_ids}}; empty: every GPU
+};
+
 // One entry of `workers`: a place that runs instances.
 struct Worker {
   std::string name;
-  std::string runtime = "process";
+  std::string runtime = "process";  // process or docker
   std::vector<std::string> frameworks = {"cpu"};
   PortRange ports;
   // The address backends listen on and the gateway connects to; {{worker_ip}}.
   std::string ip = "127.0.0.1";
+  DockerSettings docker;  // used with runtime: docker
   Location location;
 };
 
@@ -135,6 +159,8 @@ struct Deployment {
   Duration startup_timeout = std::chrono::minutes(10);
   int replicas = 1;
   std::string worker;  // optional: pin to this worker name
+  // Replaces the docker worker's pull_policy for this deployment.
+  std::optional<std::string> pull_policy;
   Location location;
 
   // Resolved while loading.
@@ -145,6 +171,9 @@ struct Deployment {
   // and in `parameters` names one of template_variables() or a key of
   // effective_env.
   std::vector<std::string> command_template;
+  // How many leading words of command_template are the entrypoint's. A
+  // container runtime passes them as the container's entrypoint.
+  std::size_t entrypoint_words = 0;
   // backend_parameters if given, else the backend's default_backend_param.
   std::vector<std::string> parameters;
   // Backend default_env, then version env, then deployment env.
@@ -162,6 +191,10 @@ struct Config {
 
   const Deployment* find_deployment(std::string_view name) const;
   const Worker* find_worker(std::string_view name) const;
+  // The worker that runs `deployment`: its pinned worker, else the first
+  // worker whose frameworks include the deployment's framework. Null when
+  // there is none.
+  const Worker* place(const Deployment& deployment) const;
 };
 
 // Loads and validates a config file. Throws ConfigError.

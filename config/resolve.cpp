@@ -121,6 +121,9 @@ std::vector<TemplateSource> resolve_from_backend(const Reader& reader,
         "Set " + where + "default_run_command in " + backend_path);
   }
 
+  if (sources.size() == 2) {
+    deployment.entrypoint_words = sources.front().words.size();
+  }
   for (const TemplateSource& source : sources) {
     deployment.command_template.insert(deployment.command_template.end(),
                                        source.words.begin(),
@@ -220,6 +223,38 @@ void check_framework(const Reader& reader, const Config& config,
   }
 }
 
+// Checks what the worker that runs the deployment needs: an image for
+// runtime: docker, and pull_policy only there.
+void check_runtime_needs(const Reader& reader, const Config& config,
+                         const std::string& path,
+                         const Deployment& deployment) {
+  const Worker* worker = config.place(deployment);
+  if (worker == nullptr) {
+    return;
+  }
+
+  if (worker->runtime == "docker" && deployment.image_name.empty()) {
+    const std::string where =
+        deployment.backend == "custom"
+            ? "Set image_name in " + path
+            : "Set image_name in version \"" + deployment.resolved_version +
+                  "\" of backend \"" + deployment.backend + "\"";
+    reader.fail(reader.location_of(path + ".backend"), path + ".backend",
+                "deployment \"" + deployment.name + "\" runs on worker \"" +
+                    worker->name +
+                    "\" with runtime: docker, but has no image_name",
+                where + ", or pin a worker with runtime: process");
+  }
+  if (worker->runtime != "docker" && deployment.pull_policy) {
+    const std::string key_path = path + ".pull_policy";
+    reader.fail(reader.location_of(key_path), key_path,
+                "pull_policy is set, but deployment \"" + deployment.name +
+                    "\" runs on worker \"" + worker->name +
+                    "\" with runtime: " + worker->runtime,
+                "Remove pull_policy, or pin a worker with runtime: docker");
+  }
+}
+
 const Backend& find_backend(const Reader& reader, const Config& config,
                             const std::string& path,
                             const Deployment& deployment,
@@ -293,6 +328,7 @@ void resolve_deployment(const Reader& reader, const Config& config,
 
   check_placeholders(reader, sources, path, deployment);
   check_framework(reader, config, path, deployment);
+  check_runtime_needs(reader, config, path, deployment);
 }
 
 }  // namespace

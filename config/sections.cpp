@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/command.hpp"
@@ -17,8 +19,14 @@ namespace {
 constexpr std::int64_t kMaxInt = std::numeric_limits<int>::max();
 constexpr std::int64_t kMaxCount = std::numeric_limits<std::int64_t>::max();
 
-// TODO: accept "docker" here once the launcher has a Docker runtime.
-const std::vector<std::string> kSupportedRuntimes = {"process"};
+const std::vector<std::string> kSupportedRuntimes = {"process", "docker"};
+const std::vector<std::string> kPullPolicies = {"always", "if-not-present",
+                                                "never"};
+const std::vector<std::string> kNetworks = {"host", "bridge"};
+// Worker keys that only `runtime: docker` uses.
+const std::vector<std::string> kDockerKeys = {
+    "endpoint", "tls_ca",  "tls_cert", "tls_key",
+    "pull_policy", "network", "gpu_ids"};
 
 // Reads a non-empty string.
 std::string read_name(Reader& reader, const Value& value) {
@@ -136,6 +144,75 @@ void read_listen(Reader& reader, const Value& value, GatewaySettings& gateway) {
   gateway.listen_port = static_cast<std::uint16_t>(std::stoi(port));
 }
 
+// Reads a value that must be one of `choices`.
+std::string read_choice(Reader& reader, const Value& value,
+                        const std::vector<std::string>& choices) {
+  std::string text = read_string(reader, value);
+  if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
+    reader.fail(value, "invalid value \"" + text + "\"",
+                "Use one of: " + join_names(choices));
+  }
+  return text;
+}
+
+// Parses "unix:///ABSOLUTE/PATH" or "tcp://HOST:PORT" into `docker`.
+void read_engine_endpoint(Reader& reader, const Value& value,
+                          DockerSettings& docker) {
+  const std::string text = read_string(reader, value);
+  const std::string fix =
+      "Write unix:///var/run/docker.sock, unix:///run/podman/podman.sock or "
+      "tcp://HOST:PORT";
+  docker.endpoint = text;
+
+  constexpr std::string_view kUnix = "unix://";
+  constexpr std::string_view kTcp = "tcp://";
+  if (text.rfind(kUnix, 0) == 0) {
+    docker.socket_path = text.substr(kUnix.size());
+    if (docker.socket_path.empty() || docker.socket_path.front() != '/') {
+      reader.fail(value,
+                  "endpoint \"" + text + "\" has no absolute socket path",
+                  fix);
+    }
+    if (docker.socket_path.size() >= 108) {
+      reader.fail(value,
+                  "socket path of endpoint \"" + text +
+                      "\" is longer than the 107 bytes that fit in a unix "
+                      "socket address",
+                  "Use a shorter path or a symbolic link to the socket");
+    }
+    return;
+  }
+  if (text.rfind(kTcp, 0) != 0) {
+    reader.fail(value, "unsupported endpoint \"" + text + "\"", fix);
+  }
+
+  // HOST:PORT, with an IPv6 address in brackets.
+  std::string rest = text.substr(kTcp.size());
+  if (!rest.empty() && rest.back() == '/') {
+    rest.pop_back();
+  }
+  const std::size_t colon = rest.rfind(':');
+  std::string host = colon == std::string::npos ? "" : rest.substr(0, colon);
+  const std::string port =
+      colon == std::string::npos ? "" : rest.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const bool port_valid =
+      !port.empty() && port.size() <= 5 &&
+      port.find_first_not_of("0123456789") == std::string::npos &&
+      std::stoi(port) >= 1 && std::stoi(port) <= 65535;
+  if (host.empty() || host.find_first_of("/[] ") != std::string::npos ||
+      !port_valid) {
+    reader.fail(value, "invalid endpoint \"" + text + "\"",
+                "Write tcp://HOST:PORT with a port from 1 to 65535, such as "
+                "tcp://127.0.0.1:2376");
+  }
+  docker.socket_path.clear();
+  docker.host = host;
+  docker.port = static_cast<std::uint16_t>(std::stoi(port));
+}
+
 PortRange read_port_range(Reader& reader, const Value& value) {
   const std::string text = read_string(reader, value);
   const std::string fix =
@@ -172,7 +249,7 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
        "upstream_connect_timeout", "upstream_response_timeout",
        "max_idle_upstream_connections", "health_check_interval",
        "health_check_timeout", "stop_grace_period", "log_dir",
-       "instance_log_lines"});
+       "instance_log_lines", "id"});
   GatewaySettings& gateway = config.gateway;
 
   if (auto v = map.find("listen")) {
@@ -231,11 +308,79 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
     }
     gateway.log_dir = log_dir;
   }
+
+  // The id is a container label value; keep it to characters that need no
+  // quoting in `docker ps --filter label=...`.
+  if (auto v = map.find("id")) {
+    gateway.id = read_string(reader, *v);
+    const bool valid =
+        !gateway.id.empty() && gateway.id.size() <= 64 &&
+        gateway.id.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789._-") == std::string::npos;
+    if (!valid) {
+      reader.fail(*v, "invalid gateway id \"" + gateway.id + "\"",
+                  "Use 1 to 64 letters, digits, '.', '_' or '-', such as "
+                  "edge-1");
+    }
+  }
+}
+
+// Reads the keys of a `runtime: docker` worker.
+void read_docker_settings(Reader& reader, const MapReader& map,
+                          DockerSettings& docker) {
+  if (auto v = map.find("endpoint")) {
+    read_engine_endpoint(reader, *v, docker);
+  }
+
+  // TLS files: only over TCP, and a client certificate needs its key.
+  std::optional<Value> first_tls;
+  for (const auto& [key, target] :
+       {std::pair{"tls_ca", &docker.tls_ca},
+        std::pair{"tls_cert", &docker.tls_cert},
+        std::pair{"tls_key", &docker.tls_key}}) {
+    if (auto v = map.find(key)) {
+      *target = read_string(reader, *v);
+      first_tls = first_tls ? first_tls : v;
+    }
+  }
+  if (first_tls && docker.host.empty()) {
+    reader.fail(*first_tls,
+                "TLS files are set, but endpoint \"" + docker.endpoint +
+                    "\" is not tcp://",
+                "Remove tls_ca, tls_cert and tls_key, or set endpoint to "
+                "tcp://HOST:PORT");
+  }
+  if (docker.tls_cert.empty() != docker.tls_key.empty()) {
+    const std::string missing = docker.tls_cert.empty() ? "tls_cert" : "tls_key";
+    reader.fail(*first_tls, "missing " + missing,
+                "Set both tls_cert and tls_key, the client certificate and "
+                "its private key");
+  }
+
+  if (auto v = map.find("pull_policy")) {
+    docker.pull_policy = read_choice(reader, *v, kPullPolicies);
+  }
+  if (auto v = map.find("network")) {
+    docker.network = read_choice(reader, *v, kNetworks);
+  }
+  if (auto v = map.find("gpu_ids")) {
+    docker.gpu_ids = read_string_list(reader, *v);
+    for (const std::string& id : docker.gpu_ids) {
+      if (id.empty() || id.find_first_of(", \t") != std::string::npos) {
+        reader.fail(*v, "invalid GPU id \"" + id + "\"",
+                    "Write each id as its own list item, such as [0, 1] or "
+                    "[GPU-3b6e...]");
+      }
+    }
+  }
 }
 
 Worker read_worker(Reader& reader, const Value& value) {
-  const MapReader map(reader, value,
-                      {"name", "runtime", "frameworks", "ports", "ip"});
+  std::vector<std::string> keys = {"name", "runtime", "frameworks", "ports",
+                                   "ip"};
+  keys.insert(keys.end(), kDockerKeys.begin(), kDockerKeys.end());
+  const MapReader map(reader, value, keys);
   Worker worker;
   worker.location = value.location;
   worker.name = read_name(reader, map.require("name"));
@@ -262,6 +407,17 @@ Worker read_worker(Reader& reader, const Value& value) {
       reader.fail(*v, "invalid ip \"" + worker.ip + "\"",
                   "Write the address without brackets or port, such as "
                   "127.0.0.1 or ::1");
+    }
+  }
+
+  if (worker.runtime == "docker") {
+    read_docker_settings(reader, map, worker.docker);
+    return worker;
+  }
+  for (const std::string& key : kDockerKeys) {
+    if (auto v = map.find(key)) {
+      reader.fail(*v, key + " is only used with runtime: docker",
+                  "Remove it, or set `runtime: docker`");
     }
   }
   return worker;
@@ -363,7 +519,7 @@ Deployment read_deployment(Reader& reader, const Value& value) {
       reader, value,
       {"name", "backend", "backend_version", "model_path", "backend_parameters",
        "env", "idle_timeout", "startup_timeout", "replicas", "worker",
-       "image_name", "run_command", "health_check_path"});
+       "pull_policy", "image_name", "run_command", "health_check_path"});
   Deployment deployment;
   deployment.location = value.location;
 
@@ -404,6 +560,9 @@ Deployment read_deployment(Reader& reader, const Value& value) {
   }
   if (auto v = map.find("worker")) {
     deployment.worker = read_name(reader, *v);
+  }
+  if (auto v = map.find("pull_policy")) {
+    deployment.pull_policy = read_choice(reader, *v, kPullPolicies);
   }
 
   if (deployment.backend != "custom") {
@@ -489,6 +648,13 @@ void read_document(Reader& reader, const YAML::Node& root, Config& config) {
   if (auto v = map.find("workers")) {
     for (const Value& item : read_items(reader, *v)) {
       config.workers.push_back(read_worker(reader, item));
+      DockerSettings& docker = config.workers.back().docker;
+      for (std::filesystem::path* file :
+           {&docker.tls_ca, &docker.tls_cert, &docker.tls_key}) {
+        if (!file->empty() && file->is_relative()) {
+          *file = (config.path.parent_path() / *file).lexically_normal();
+        }
+      }
     }
     if (config.workers.empty()) {
       reader.fail(*v, "empty workers list",

@@ -32,7 +32,8 @@ long long elapsed_ms(Clock::time_point since) {
 }
 
 // Keeps letters, digits, '.', '_' and '-' of a deployment name, so that an
-// instance id is safe in file names and container names.
+// instance id is safe in file names and container names. Docker wants a
+// container name to start with a letter or digit.
 std::string sanitize_for_id(std::string_view name) {
   std::string result;
   for (char c : name) {
@@ -43,7 +44,7 @@ std::string sanitize_for_id(std::string_view name) {
       break;
     }
   }
-  if (result.empty() || result.front() == '.' || result.front() == '-') {
+  if (result.empty() || result.front() == '.' || result.front() == '-' || result.front() == '_') {
     result.insert(0, "m");
   }
   return result;
@@ -93,7 +94,7 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
 
   waiters_.push_back(std::move(held));
   update_held_count();
-  if (!has_instance_in(routing::InstanceState::starting)) {
+  if (!recovering_ && !has_instance_in(routing::InstanceState::starting)) {
     start_instances();
   }
 }
@@ -144,7 +145,24 @@ awaitable<void> DeploymentController::run_instance() {
   log()->info("instance {} of '{}' starting on {}:{}: {}", instance_id,
               printable(deployment_.name), worker_.ip, *port, argv_for_log(spec.argv));
 
+  ++starts_in_progress_;
   StartResult start = co_await runtime_.start(spec, strand_);
+  if (shutting_down_ && start.instance) {
+    // shutdown() began while the runtime was starting it (a container
+    // start takes a while): stop it again before shutdown() returns.
+    instance->runtime = std::move(start.instance);
+    log()->info("instance {} of '{}' started as {} during shutdown; stopping it", instance_id,
+                printable(deployment_.name), instance->runtime->describe());
+    co_await instance->runtime->stop(config_.gateway.stop_grace_period);
+  }
+  --starts_in_progress_;
+  if (shutting_down_) {
+    if (starts_in_progress_ == 0 && starts_ended_) {
+      starts_ended_->set();
+    }
+    fail_start(instance, AcquireStatus::shutting_down, "the gateway is shutting down");
+    co_return;
+  }
   if (!start.instance) {
     fail_start(instance, AcquireStatus::start_failed, start.error);
     co_return;
@@ -314,6 +332,12 @@ awaitable<void> DeploymentController::shutdown() {
     }
     co_await stop_instance(instance, "gateway shutdown");
   }
+
+  // Starts under way stop what they started; see run_instance().
+  if (starts_in_progress_ > 0) {
+    starts_ended_ = std::make_unique<Event>(strand_);
+    co_await starts_ended_->wait();
+  }
 }
 
 void DeploymentController::fail_start(const InstancePtr& instance, AcquireStatus status,
@@ -463,8 +487,13 @@ LaunchSpec DeploymentController::build_spec(const std::string& instance_id,
   values["worker_ip"] = worker_.ip;
   values["worker_name"] = worker_.name;
   values["instance_id"] = instance_id;
-  values["gpu_ids"] = "";
-  values["gpu_count"] = "0";
+  // Only docker workers have GPU ids; elsewhere these are "" and "0".
+  std::string gpu_ids;
+  for (const std::string& id : worker_.docker.gpu_ids) {
+    gpu_ids += (gpu_ids.empty() ? "" : ",") + id;
+  }
+  values["gpu_ids"] = gpu_ids;
+  values["gpu_count"] = std::to_string(worker_.docker.gpu_ids.size());
   values["config_dir"] = config_.path.parent_path().string();
 
   LaunchSpec spec;
@@ -474,7 +503,13 @@ LaunchSpec DeploymentController::build_spec(const std::string& instance_id,
   std::vector<std::string> parameters = config::render_command(deployment_.parameters, values);
   spec.argv.insert(spec.argv.end(), parameters.begin(), parameters.end());
   spec.env = deployment_.effective_env;
+  spec.port = port;
+  spec.startup_timeout = deployment_.startup_timeout;
   spec.image_name = deployment_.image_name;
+  spec.entrypoint_words = deployment_.entrypoint_words;
+  spec.model_path = deployment_.model_path;
+  spec.framework = deployment_.framework;
+  spec.pull_policy = deployment_.pull_policy.value_or("");
   spec.log_file = config_.gateway.log_dir / (instance_id + ".log");
   spec.log_lines = config_.gateway.instance_log_lines;
   return spec;

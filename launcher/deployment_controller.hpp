@@ -16,6 +16,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "config/config.hpp"
+#include "launcher/event.hpp"
 #include "launcher/launcher.hpp"
 #include "launcher/lifecycle_observer.hpp"
 #include "launcher/runtime.hpp"
@@ -43,6 +44,19 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   void forget(const HeldRequest* held);
 
   awaitable<void> shutdown();
+
+  // Holds new starts until end_recovery(), while the launcher looks for
+  // instances that an earlier run left behind. Call before the strand runs.
+  void begin_recovery() { recovering_ = true; }
+  // Takes over an instance that an earlier run left behind, when it matches
+  // the deployment's current spec, its port is free in the worker's range
+  // and it passes a health check. Returns whether it did; the caller
+  // removes what was not adopted.
+  awaitable<bool> adopt(LeftBehind found);
+  // Lets held requests start instances again.
+  void end_recovery();
+
+  const config::Worker& worker() const { return worker_; }
 
   std::vector<InstanceStatus> instances() const;
   DeploymentStatus status() const;
@@ -89,6 +103,10 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
 
   std::deque<std::shared_ptr<HeldRequest>> waiters_;
   bool shutting_down_ = false;
+  bool recovering_ = false;
+  // Calls of Runtime::start() under way, which shutdown() waits for.
+  int starts_in_progress_ = 0;
+  std::unique_ptr<Event> starts_ended_;
 
   // Read by the status functions from other threads.
   mutable std::mutex status_mutex_;

@@ -2,7 +2,7 @@
 
 #include <openssl/ssl.h>
 
-#include <stdexcept>
+#include <limits>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -127,7 +127,9 @@ struct DockerClient::TlsContext {
 class DockerStream::Impl {
  public:
   explicit Impl(std::unique_ptr<Connection> connection) : connection(std::move(connection)) {
-    parser.body_limit(boost::none);
+    // No limit. Boost 1.74 compares Content-Length with an empty limit
+    // (boost::none) as exceeding it, so the largest number stands for none.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   }
 
   std::unique_ptr<Connection> connection;
@@ -183,6 +185,8 @@ awaitable<std::string> DockerStream::read_rest(std::size_t max_bytes, error_code
 
 void DockerStream::close() { impl_->connection->close(); }
 
+bool is_end_of_body(const error_code& error) { return error == http::error::end_of_stream; }
+
 DockerClient::DockerClient(DockerEndpoint endpoint) : endpoint_(std::move(endpoint)) {
   if (endpoint_.host.empty() || !endpoint_.uses_tls()) {
     return;
@@ -192,8 +196,8 @@ DockerClient::DockerClient(DockerEndpoint endpoint) : endpoint_(std::move(endpoi
   ssl::context& context = tls_->context;
   auto fail = [&](const std::string& what, const std::filesystem::path& file,
                   const error_code& error) {
-    throw std::runtime_error("container engine " + endpoint_.text + ": cannot load " + what +
-                             " " + file.string() + ": " + error.message());
+    setup_error_ = "cannot load " + what + (file.empty() ? "" : " " + file.string()) +
+                   " for the container engine at " + endpoint_.text + ": " + error.message();
   };
 
   error_code error;
@@ -201,21 +205,25 @@ DockerClient::DockerClient(DockerEndpoint endpoint) : endpoint_(std::move(endpoi
     context.set_default_verify_paths(error);
     if (error) {
       fail("the system's CA certificates", "", error);
+      return;
     }
   } else {
     context.load_verify_file(endpoint_.tls_ca.string(), error);
     if (error) {
       fail("the CA certificate", endpoint_.tls_ca, error);
+      return;
     }
   }
   if (!endpoint_.tls_cert.empty()) {
     context.use_certificate_chain_file(endpoint_.tls_cert.string(), error);
     if (error) {
       fail("the client certificate", endpoint_.tls_cert, error);
+      return;
     }
     context.use_private_key_file(endpoint_.tls_key.string(), ssl::context::pem, error);
     if (error) {
       fail("the client key", endpoint_.tls_key, error);
+      return;
     }
   }
   context.set_verify_mode(ssl::verify_peer);
@@ -229,6 +237,10 @@ awaitable<DockerStreamResult> DockerClient::open(std::string_view method, std::s
   DockerStreamResult result;
   std::string where = "container engine at " + endpoint_.text;
   error_code error;
+  if (!setup_error_.empty()) {
+    result.error = setup_error_;
+    co_return result;
+  }
 
   // Connect over the configured transport.
   std::unique_ptr<Connection> connection;
@@ -344,6 +356,14 @@ awaitable<DockerResponse> DockerClient::call(std::string_view method, std::strin
   }
   response.status = stream->status();
   co_return response;
+}
+
+std::string DockerClient::describe_failure(const DockerResponse& response) const {
+  if (response.status == 0) {
+    return response.error;
+  }
+  return "the container engine at " + endpoint_.text + " answered HTTP " +
+         std::to_string(response.status) + ": " + response.message();
 }
 
 std::string DockerResponse::message() const {

@@ -27,7 +27,7 @@ using EngineDuration = std::chrono::steady_clock::duration;
 // The API version every request is sent under.
 inline constexpr std::string_view kDockerApiVersion = "v1.41";
 
-// Where the engine listens.
+// The engine's address.
 struct DockerEndpoint {
   std::string text;         // as configured, such as "unix:///var/run/docker.sock"
   std::string socket_path;  // set for unix://
@@ -64,7 +64,7 @@ class DockerStream {
 
   int status() const;
   // Reads the next piece of the body into `buffer`. At the end of the body
-  // returns 0 and sets `error` to boost::beast::http::error::end_of_stream.
+  // returns 0 and sets `error` to one that is_end_of_body() accepts.
   awaitable<std::size_t> read_some(std::span<char> buffer, boost::system::error_code& error);
   // Reads the rest of the body, at most `max_bytes`.
   awaitable<std::string> read_rest(std::size_t max_bytes, boost::system::error_code& error);
@@ -75,6 +75,9 @@ class DockerStream {
   std::unique_ptr<Impl> impl_;
 };
 
+// Whether `error`, from DockerStream::read_some(), marks the end of the body.
+bool is_end_of_body(const boost::system::error_code& error);
+
 struct DockerStreamResult {
   std::shared_ptr<DockerStream> stream;  // null when no response head arrived
   std::string error;
@@ -82,29 +85,37 @@ struct DockerStreamResult {
 
 class DockerClient {
  public:
-  // Loads the TLS files. Throws std::runtime_error naming the endpoint and
-  // the file that cannot be loaded.
+  // Loads the TLS files. When one cannot be loaded, setup_error() returns
+  // why, and every request fails with that reason.
   explicit DockerClient(DockerEndpoint endpoint);
   ~DockerClient();
   DockerClient(const DockerClient&) = delete;
   DockerClient& operator=(const DockerClient&) = delete;
 
   const DockerEndpoint& endpoint() const { return endpoint_; }
+  const std::string& setup_error() const { return setup_error_; }
+
+  // Describes a failed call for an error message: the transport error, or
+  // "the container engine at ENDPOINT answered HTTP 404: MESSAGE".
+  std::string describe_failure(const DockerResponse& response) const;
 
   // Sends `method target` (target without the version prefix, such as
   // "/containers/json?all=1"), with `body` as JSON when it is not empty, and
-  // reads the whole response within `timeout`. Never throws.
+  // reads the whole response within `timeout`. Failures are returned in the
+  // response, not thrown.
   awaitable<DockerResponse> call(std::string_view method, std::string target,
                                  std::string body = {},
                                  EngineDuration timeout = std::chrono::seconds(30));
 
   // Sends a request and returns once the response head arrived, within
-  // `head_timeout`. The body has no deadline. Never throws.
+  // `head_timeout`. The body has no deadline. Failures are returned in the
+  // result, not thrown.
   awaitable<DockerStreamResult> open(std::string_view method, std::string target,
                                      std::string body, EngineDuration head_timeout);
 
  private:
   DockerEndpoint endpoint_;
+  std::string setup_error_;
   struct TlsContext;
   std::unique_ptr<TlsContext> tls_;
 };

@@ -87,6 +87,18 @@ std::string url_encode(std::string_view text) {
   return result;
 }
 
+std::string image_path(std::string_view image) {
+  std::string result;
+  for (char c : image) {
+    if (c == '/' || c == ':' || c == '@') {
+      result += c;
+    } else {
+      result += url_encode(std::string_view(&c, 1));
+    }
+  }
+  return result;
+}
+
 std::string container_create_body(const ContainerSpec& spec) {
   return create_body_json(spec, true).dump();
 }
@@ -217,6 +229,30 @@ std::optional<ContainerState> parse_container_state(std::string_view body) {
     result.exit_code = state["ExitCode"].get<int>();
   }
   return result;
+}
+
+std::optional<std::string> describe_engine_version(std::string_view body) {
+  std::optional<json> parsed = parse_json(body);
+  if (!parsed || !parsed->is_object() || !parsed->contains("Version") ||
+      !(*parsed)["Version"].is_string()) {
+    return std::nullopt;
+  }
+
+  std::string name = "Docker Engine";
+  auto components = parsed->find("Components");
+  if (components != parsed->end() && components->is_array() && !components->empty() &&
+      (*components)[0].is_object() && (*components)[0].contains("Name") &&
+      (*components)[0]["Name"].is_string()) {
+    name = (*components)[0]["Name"].get<std::string>();
+    if (name == "Engine") {
+      name = "Docker Engine";
+    }
+  }
+  std::string text = name + " " + (*parsed)["Version"].get<std::string>();
+  if (parsed->contains("ApiVersion") && (*parsed)["ApiVersion"].is_string()) {
+    text += ", API " + (*parsed)["ApiVersion"].get<std::string>();
+  }
+  return text;
 }
 
 }  // namespace modelgate::launcher

@@ -1,7 +1,7 @@
 #pragma once
 
 // Pure functions that build Docker Engine API request bodies and read its
-// answers, kept apart from the I/O so that unit tests check them directly.
+// responses, kept apart from the I/O so that unit tests check them directly.
 
 #include <cstdint>
 #include <map>
@@ -44,11 +44,15 @@ struct ContainerSpec {
 // Percent-encodes `text` for a URL query value or path segment.
 std::string url_encode(std::string_view text);
 
+// `image` for a URL path such as /images/{name}/json: percent-encoded, but
+// with '/', ':' and '@' kept, since engines route on the literal name.
+std::string image_path(std::string_view image);
+
 // The JSON body of POST /containers/create.
 std::string container_create_body(const ContainerSpec& spec);
 
 // A fingerprint of everything in `spec` except its labels: 16 hex digits of
-// a 64-bit FNV-1a hash of the create body. A container whose label holds the
+// a 64-bit FNV-1a hash of the create body. A container whose label has the
 // same fingerprint was created from the same image, command, environment,
 // mounts, network and devices.
 std::string spec_fingerprint(const ContainerSpec& spec);
@@ -71,24 +75,28 @@ struct ContainerSummary {
   std::map<std::string, std::string> labels;
 };
 
-// Reads the answer of GET /containers/json. Returns nothing when it is not a
+// Reads the response of GET /containers/json. Returns nothing when it is not a
 // JSON list; entries without an Id are skipped.
 std::optional<std::vector<ContainerSummary>> parse_container_list(std::string_view body);
 
-// Reads `Id` from the answer of POST /containers/create.
+// Reads `Id` from the response of POST /containers/create.
 std::optional<std::string> parse_created_id(std::string_view body);
 // Reads the warnings of POST /containers/create; absent or null gives none.
 std::vector<std::string> parse_create_warnings(std::string_view body);
 
-// Reads `StatusCode` from the answer of POST /containers/{id}/wait.
+// Reads `StatusCode` from the response of POST /containers/{id}/wait.
 std::optional<int> parse_wait_status(std::string_view body);
 
-// From the answer of GET /containers/{id}/json: whether it runs, and its
+// From the response of GET /containers/{id}/json: whether it runs, and its
 // exit code once it stopped.
 struct ContainerState {
   bool running = false;
   int exit_code = 0;
 };
 std::optional<ContainerState> parse_container_state(std::string_view body);
+
+// Describes the response of GET /version for a log line, such as "Podman
+// Engine 4.3.1, API 1.41". Returns nothing when it is not such a response.
+std::optional<std::string> describe_engine_version(std::string_view body);
 
 }  // namespace modelgate::launcher

@@ -7,11 +7,13 @@
 #include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "launcher/deployment_controller.hpp"
+#include "launcher/docker_runtime.hpp"
 #include "launcher/lifecycle_observer.hpp"
 #include "launcher/port_allocator.hpp"
 #include "launcher/process_runtime.hpp"
@@ -86,9 +88,15 @@ Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
                    LifecycleObserver* observer)
     : io_context_(io_context), config_(config) {
   // One runtime and one port allocator per worker, in config order.
+  std::string gateway_id = config.gateway.id.empty() ? default_gateway_id(config) : config.gateway.id;
+  bool any_docker = false;
   for (const config::Worker& worker : config.workers) {
-    // TODO: container runtimes; config validation admits only "process".
-    runtimes_.push_back(std::make_unique<ProcessRuntime>(guard));
+    if (worker.runtime == "docker") {
+      runtimes_.push_back(std::make_unique<DockerRuntime>(config, worker, gateway_id));
+      any_docker = true;
+    } else {
+      runtimes_.push_back(std::make_unique<ProcessRuntime>(guard));
+    }
     port_allocators_.push_back(std::make_unique<PortAllocator>(worker.ip, worker.ports));
   }
 
@@ -122,15 +130,84 @@ Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
                              *runtimes_[chosen], *port_allocators_[chosen], routes,
                              observer));
   }
+
+  // Containers survive a gateway killed with SIGKILL: look for them before
+  // the deployments on docker workers start new ones.
+  if (any_docker) {
+    for (auto& [name, controller] : controllers_) {
+      if (controller->worker().runtime == "docker") {
+        controller->begin_recovery();
+      }
+    }
+    asio::co_spawn(io_context, recover_left_behind(), asio::detached);
+  }
 }
 
 Launcher::~Launcher() = default;
+
+awaitable<void> Launcher::recover_left_behind() {
+  auto log = component_logger("launcher");
+  for (const auto& runtime : runtimes_) {
+    auto* docker = dynamic_cast<DockerRuntime*>(runtime.get());
+    if (docker == nullptr) {
+      continue;
+    }
+    // GET /version runs the runtime's binaries on Podman, which takes a
+    // while, so it does not hold up the search.
+    asio::co_spawn(io_context_, docker->log_engine_version(), asio::detached);
+    LeftBehindList list = co_await docker->find_left_behind();
+    if (!list.error.empty()) {
+      log->warn("{}; containers left by an earlier run stay until the next start", list.error);
+      continue;
+    }
+
+    for (const LeftBehind& found : list.found) {
+      auto controller = controllers_.find(found.deployment);
+      bool known = controller != controllers_.end() &&
+                   controller->second->worker().name == found.worker;
+      bool adopted = false;
+      if (known && found.running) {
+        adopted = co_await asio::co_spawn(controller->second->strand(),
+                                          controller->second->adopt(found), asio::use_awaitable);
+      }
+      if (adopted) {
+        continue;
+      }
+
+      std::string reason = "it was not adopted";
+      if (!known) {
+        reason = "no deployment '" + found.deployment + "' on worker '" + found.worker +
+                 "' in the config";
+      } else if (!found.running) {
+        reason = "it is not running";
+      }
+      log->info("removing container {} of instance {}, left by an earlier run: {}",
+                found.runtime_id.substr(0, 12), found.instance_id, reason);
+      std::string error = co_await docker->remove_left_behind(found);
+      if (!error.empty()) {
+        log->error("{}", error);
+      }
+    }
+  }
+
+  for (auto& [name, controller] : controllers_) {
+    asio::post(controller->strand(), [controller = controller] { controller->end_recovery(); });
+  }
+}
 
 void Launcher::check_startup() const {
   for (const config::Worker& worker : config_.workers) {
     if (auto problem = check_port_range(worker.ports)) {
       throw std::runtime_error(config_.path.string() + ": workers '" + worker.name +
                                "': " + *problem);
+    }
+  }
+  for (std::size_t index = 0; index < runtimes_.size(); ++index) {
+    auto* docker = dynamic_cast<const DockerRuntime*>(runtimes_[index].get());
+    if (docker != nullptr && !docker->setup_error().empty()) {
+      throw std::runtime_error(config_.path.string() + ": workers '" +
+                               config_.workers[index].name + "': " + docker->setup_error() +
+                               "; check tls_ca, tls_cert and tls_key");
     }
   }
 

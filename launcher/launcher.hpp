@@ -97,8 +97,8 @@ class Launcher {
   ~Launcher();
 
   // Checks what start-up needs beyond the config file: port ranges outside
-  // the ephemeral range, a writable log directory. Throws std::runtime_error
-  // with the problem and the fix.
+  // the ephemeral range, a writable log directory, loadable TLS files of
+  // docker workers. Throws std::runtime_error with the problem and the fix.
   void check_startup() const;
 
   // Waits until an instance of `deployment` is RUNNING, starting one if none
@@ -114,6 +114,11 @@ class Launcher {
   std::vector<DeploymentStatus> deployments() const;
 
  private:
+  // Adopts or removes the containers that an earlier run of this gateway
+  // left behind (it was killed with SIGKILL), then lets the deployments on
+  // docker workers start instances. Runs once, from the constructor.
+  awaitable<void> recover_left_behind();
+
   asio::io_context& io_context_;
   const config::Config& config_;
   std::vector<std::unique_ptr<Runtime>> runtimes_;

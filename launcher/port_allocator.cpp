@@ -69,6 +69,14 @@ std::optional<std::uint16_t> PortAllocator::allocate() {
   return std::nullopt;
 }
 
+bool PortAllocator::reserve(std::uint16_t port) {
+  std::lock_guard lock(mutex_);
+  if (port < range_.first || port > range_.last) {
+    return false;
+  }
+  return in_use_.insert(port).second;
+}
+
 void PortAllocator::release(std::uint16_t port) {
   std::lock_guard lock(mutex_);
   in_use_.erase(port);

@@ -21,6 +21,10 @@ class PortAllocator {
   // address right now, or nothing when the whole range is taken.
   // Thread-safe.
   std::optional<std::uint16_t> allocate();
+  // Marks `port` as used without the bind check, for an instance that
+  // already listens on it. Returns false when the port lies outside the
+  // range or another instance uses it. Thread-safe.
+  bool reserve(std::uint16_t port);
   void release(std::uint16_t port);
 
  private:

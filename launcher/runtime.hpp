@@ -1,12 +1,13 @@
 #pragma once
 
 // The Runtime interface: how an instance's backend is started and stopped.
-// The `process` runtime runs local child processes; container runtimes
-// implement the same interface.
+// The `process` runtime runs local child processes; the `docker` runtime
+// runs containers through the Docker Engine API.
 
 #include "routing/asio_prelude.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -21,10 +22,22 @@ struct LaunchSpec {
   std::string instance_id;
   std::string deployment;
   std::vector<std::string> argv;  // rendered; never given to a shell
-  std::map<std::string, std::string> env;  // added to the gateway's environment
-  std::string image_name;  // container runtimes only
+  // The process runtime adds `env` to the gateway's environment; a
+  // container gets `env` alone.
+  std::map<std::string, std::string> env;
   std::filesystem::path log_file;
   std::size_t log_lines = 200;
+  std::uint16_t port = 0;  // {{port}}
+  // The deployment's startup_timeout. A container runtime ends an image
+  // pull that takes longer.
+  std::chrono::milliseconds startup_timeout = std::chrono::minutes(10);
+
+  // Container runtimes only.
+  std::string image_name;
+  std::size_t entrypoint_words = 0;  // leading words of argv from the entrypoint
+  std::string model_path;            // mounted read-only when it exists
+  std::string framework;             // custom_framework: cuda, rocm, cpu, ...
+  std::string pull_policy;           // always, if-not-present or never
 };
 
 struct ExitStatus {
@@ -63,11 +76,45 @@ struct StartResult {
   std::string error;  // why it failed, for the operator and held requests
 };
 
+// A backend that an earlier run of the gateway started and did not stop,
+// because it was killed with SIGKILL. Only container runtimes find them:
+// the process guard ends local backends together with the gateway.
+struct LeftBehind {
+  std::string runtime_id;  // the container id
+  std::string instance_id;
+  std::string deployment;
+  std::string worker;
+  std::uint16_t port = 0;
+  bool running = false;
+  // The runtime's record of the spec it was started from, compared on
+  // adoption.
+  std::string spec_fingerprint;
+};
+
+struct LeftBehindList {
+  std::vector<LeftBehind> found;
+  std::string error;  // why the search failed; `found` is then empty
+};
+
 class Runtime {
  public:
   virtual ~Runtime() = default;
   virtual awaitable<StartResult> start(const LaunchSpec& spec,
                                        asio::any_io_executor executor) = 0;
+
+  // Lists the backends that an earlier run of this gateway left behind.
+  virtual awaitable<LeftBehindList> find_left_behind() { co_return LeftBehindList{}; }
+  // Takes over a running backend that was started from `spec`. Fails when
+  // it was started from another spec (the config changed) or does not run.
+  virtual awaitable<StartResult> adopt(const LeftBehind& /*found*/, const LaunchSpec& /*spec*/,
+                                       asio::any_io_executor /*executor*/) {
+    co_return StartResult{nullptr, "this runtime cannot adopt instances"};
+  }
+  // Stops and removes a backend that is not adopted. Returns why that
+  // failed, or an empty string.
+  virtual awaitable<std::string> remove_left_behind(const LeftBehind& /*found*/) {
+    co_return std::string();
+  }
 };
 
 }  // namespace modelgate::launcher

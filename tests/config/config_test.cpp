@@ -152,10 +152,68 @@ const std::vector<BadFile>& bad_files() {
        3, 12, "workers[0].ports", "starts above its last port"},
       {"PortRangeWithZero", "workers:\n  - name: w\n    ports: 0-100\n", 3, 12,
        "workers[0].ports", "invalid port range \"0-100\""},
-      {"UnsupportedRuntime", "workers:\n  - name: w\n    runtime: docker\n", 3,
-       14, "workers[0].runtime",
-       "unsupported runtime \"docker\". Use one of the supported runtimes: "
-       "process"},
+      {"UnsupportedRuntime", "workers:\n  - name: w\n    runtime: kubernetes\n",
+       3, 14, "workers[0].runtime",
+       "unsupported runtime \"kubernetes\". Use one of the supported "
+       "runtimes: process, docker"},
+      {"DockerKeyOnProcessWorker",
+       "workers:\n  - name: w\n    network: bridge\n", 3, 14,
+       "workers[0].network",
+       "network is only used with runtime: docker. Remove it, or set "
+       "`runtime: docker`"},
+      {"EndpointWithoutScheme",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    endpoint: /var/run/docker.sock\n",
+       4, 15, "workers[0].endpoint",
+       "unsupported endpoint \"/var/run/docker.sock\". Write "
+       "unix:///var/run/docker.sock"},
+      {"EndpointRelativeSocket",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    endpoint: unix://docker.sock\n",
+       4, 15, "workers[0].endpoint", "has no absolute socket path"},
+      {"EndpointTcpWithoutPort",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    endpoint: tcp://engine.local\n",
+       4, 15, "workers[0].endpoint",
+       "invalid endpoint \"tcp://engine.local\". Write tcp://HOST:PORT"},
+      {"TlsOverUnixSocket",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    tls_ca: ca.pem\n",
+       4, 13, "workers[0].tls_ca",
+       "TLS files are set, but endpoint \"unix:///var/run/docker.sock\" is "
+       "not tcp://"},
+      {"TlsCertWithoutKey",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    endpoint: tcp://10.0.0.2:2376\n    tls_cert: cert.pem\n",
+       5, 15, "workers[0].tls_cert", "missing tls_key"},
+      {"UnknownPullPolicy",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "    pull_policy: sometimes\n",
+       4, 18, "workers[0].pull_policy",
+       "invalid value \"sometimes\". Use one of: always, if-not-present, "
+       "never"},
+      {"UnknownNetwork",
+       "workers:\n  - name: w\n    runtime: docker\n    network: overlay\n",
+       4, 14, "workers[0].network",
+       "invalid value \"overlay\". Use one of: host, bridge"},
+      {"GpuIdWithComma",
+       "workers:\n  - name: w\n    runtime: docker\n    gpu_ids: ['0,1']\n",
+       4, 14, "workers[0].gpu_ids", "invalid GPU id \"0,1\""},
+      {"InvalidGatewayId", "gateway:\n  id: 'edge 1'\n", 2, 7, "gateway.id",
+       "invalid gateway id \"edge 1\""},
+      {"DockerDeploymentWithoutImage",
+       "workers:\n  - name: w\n    runtime: docker\n"
+       "deployments:\n  - name: a\n    backend: custom\n"
+       "    run_command: serve\n",
+       6, 14, "deployments[0].backend",
+       "deployment \"a\" runs on worker \"w\" with runtime: docker, but has "
+       "no image_name. Set image_name in deployments[0]"},
+      {"PullPolicyOnProcessWorker",
+       "deployments:\n  - name: a\n    backend: custom\n"
+       "    run_command: serve\n    pull_policy: never\n",
+       5, 18, "deployments[0].pull_policy",
+       "pull_policy is set, but deployment \"a\" runs on worker \"local\" "
+       "with runtime: process"},
       {"EmptyWorkers", "workers: []\n", 1, 10, "workers", "empty workers list"},
       {"MissingDeploymentName",
        "deployments:\n  - backend: custom\n    run_command: x\n", 2, 5,
@@ -516,6 +574,77 @@ TEST(Config, ReadsWorkers) {
   EXPECT_EQ(small.ports.last, 20000);
   EXPECT_EQ(config.find_worker("small"), &small);
   EXPECT_EQ(config.find_worker("local"), nullptr);
+}
+
+TEST(Config, ReadsDockerWorker) {
+  const Config config = parse(R"(gateway:
+  id: edge-1
+workers:
+  - name: gpu
+    runtime: docker
+    endpoint: tcp://[fd00::2]:2376
+    tls_ca: certs/ca.pem
+    tls_cert: /etc/modelgate/client.pem
+    tls_key: certs/client-key.pem
+    pull_policy: never
+    network: bridge
+    gpu_ids: [0, 2]
+    frameworks: [cuda]
+  - name: podman
+    runtime: docker
+    endpoint: unix:///run/podman/podman.sock
+backends:
+  - backend_name: stub
+    default_entrypoint: /bin/entry --verbose
+    default_run_command: serve --port {{port}}
+    version_configs:
+      "1.0": {image_name: example/stub:1.0, custom_framework: cuda}
+deployments:
+  - name: a
+    backend: stub
+    pull_policy: always
+)");
+  EXPECT_EQ(config.gateway.id, "edge-1");
+
+  const DockerSettings& gpu = config.workers[0].docker;
+  EXPECT_EQ(gpu.endpoint, "tcp://[fd00::2]:2376");
+  EXPECT_EQ(gpu.socket_path, "");
+  EXPECT_EQ(gpu.host, "fd00::2");
+  EXPECT_EQ(gpu.port, 2376);
+  EXPECT_EQ(gpu.tls_ca, "/etc/modelgate/certs/ca.pem");
+  EXPECT_EQ(gpu.tls_cert, "/etc/modelgate/client.pem");
+  EXPECT_EQ(gpu.tls_key, "/etc/modelgate/certs/client-key.pem");
+  EXPECT_EQ(gpu.pull_policy, "never");
+  EXPECT_EQ(gpu.network, "bridge");
+  EXPECT_EQ(gpu.gpu_ids, (Words{"0", "2"}));
+
+  const DockerSettings& podman = config.workers[1].docker;
+  EXPECT_EQ(podman.socket_path, "/run/podman/podman.sock");
+  EXPECT_EQ(podman.host, "");
+  EXPECT_EQ(podman.pull_policy, "if-not-present");
+  EXPECT_EQ(podman.network, "host");
+  EXPECT_TRUE(podman.gpu_ids.empty());
+
+  const Deployment& deployment = config.deployments[0];
+  EXPECT_EQ(deployment.pull_policy, "always");
+  EXPECT_EQ(deployment.image_name, "example/stub:1.0");
+  EXPECT_EQ(deployment.entrypoint_words, 2u);
+  EXPECT_EQ(deployment.command_template,
+            (Words{"/bin/entry", "--verbose", "serve", "--port", "{{port}}"}));
+  EXPECT_EQ(config.place(deployment), &config.workers[0]);
+}
+
+TEST(Config, DockerWorkerDefaults) {
+  const Config config =
+      parse("workers:\n  - name: w\n    runtime: docker\n");
+
+  const DockerSettings& docker = config.workers[0].docker;
+  EXPECT_EQ(docker.endpoint, "unix:///var/run/docker.sock");
+  EXPECT_EQ(docker.socket_path, "/var/run/docker.sock");
+  EXPECT_EQ(docker.pull_policy, "if-not-present");
+  EXPECT_EQ(docker.network, "host");
+  EXPECT_TRUE(docker.tls_ca.empty());
+  EXPECT_TRUE(config.gateway.id.empty());
 }
 
 // A backend with three versions and the settings that layer over each other.

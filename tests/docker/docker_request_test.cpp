@@ -180,6 +180,22 @@ TEST(DockerRequestTest, ParsesCreateWaitAndInspectAnswers) {
   EXPECT_FALSE(parse_container_state("[]").has_value());
 }
 
+TEST(DockerRequestTest, ImagePathKeepsReferenceSeparators) {
+  EXPECT_EQ(image_path("registry:5000/team/model@sha256:ab"), "registry:5000/team/model@sha256:ab");
+  EXPECT_EQ(image_path("odd name"), "odd%20name");
+}
+
+TEST(DockerRequestTest, DescribesEngineVersion) {
+  EXPECT_EQ(describe_engine_version(
+                R"({"Components":[{"Name":"Podman Engine"}],"Version":"4.3.1","ApiVersion":"1.41"})"),
+            "Podman Engine 4.3.1, API 1.41");
+  EXPECT_EQ(describe_engine_version(
+                R"({"Components":[{"Name":"Engine"}],"Version":"20.10.24","ApiVersion":"1.41"})"),
+            "Docker Engine 20.10.24, API 1.41");
+  EXPECT_EQ(describe_engine_version(R"({"Version":"24.0.5"})"), "Docker Engine 24.0.5");
+  EXPECT_FALSE(describe_engine_version(R"({"message":"page not found"})").has_value());
+}
+
 TEST(DockerRequestTest, UrlEncodeKeepsUnreservedCharacters) {
   EXPECT_EQ(url_encode("a-Z_0.~"), "a-Z_0.~");
   EXPECT_EQ(url_encode("a b/c"), "a%20b%2Fc");
