@@ -15,6 +15,9 @@ apt_packages=(
   nlohmann-json3-dev libyaml-cpp-dev libhiredis-dev libssl-dev
   prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   nginx-light haproxy wrk gnuplot-nox
+  # tests/docker: a private Podman engine (with runc, because crun rejects
+  # hybrid cgroup layouts), an image built from busybox, and a TLS relay.
+  podman runc busybox-static socat openssl
 )
 
 install_dependencies() {
