@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include <boost/asio/local/stream_protocol.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -108,7 +109,7 @@ class DockerEngineTest : public ::testing::Test {
   std::unique_ptr<GatewayProcess> gateway_;
 };
 
-TEST_F(DockerEngineTest, ColdStartThroughContainerAnswers) {
+TEST_F(DockerEngineTest, ColdStartThroughContainerServes) {
   start(config());
   EXPECT_TRUE(own_containers().empty()) << "no container may start before the first request";
 
@@ -361,6 +362,45 @@ deployments:
   EXPECT_EQ(served.status, 200) << served.body;
   std::string log = gateway.log();
   EXPECT_NE(log.find("container-model' failed to start: cannot"), std::string::npos) << log;
+}
+
+// A socket file that nothing listens on, as an engine that stopped leaves.
+TEST(DockerWithoutEngineTest, StaleSocketReportsEngineDown) {
+  TempDir dir;
+  std::filesystem::path socket_path = dir.path() / "stale.sock";
+  {
+    asio::io_context io_context;
+    asio::local::stream_protocol::socket socket(io_context);
+    socket.open();
+    socket.bind(asio::local::stream_protocol::endpoint(socket_path.string()));
+  }
+  ASSERT_TRUE(std::filesystem::exists(socket_path));
+  std::string text = R"(gateway:
+  listen: 127.0.0.1:{{GATEWAY_PORT}}
+  log_dir: {{DIR}}/logs
+workers:
+  - name: podman
+    runtime: docker
+    endpoint: unix://{{SOCKET}}
+    ports: {{PORTS}}
+deployments:
+  - name: container-model
+    backend: custom
+    image_name: modelgate-test/stub:1
+    run_command: /usr/local/bin/modelgate-stub --port {{port}}
+)";
+  replace_all(text, "{{SOCKET}}", socket_path.string());
+  GatewayProcess gateway(dir, text);
+  ASSERT_TRUE(gateway.wait_ready()) << gateway.log();
+
+  HttpResponse failed = gateway.chat("container-model");
+
+  EXPECT_EQ(failed.status, 502) << failed.body;
+  std::string message = json::parse(failed.body)["error"]["message"];
+  EXPECT_NE(message.find("Connection refused"), std::string::npos) << message;
+  EXPECT_NE(message.find("is the engine running?"), std::string::npos) << message;
+  EXPECT_TRUE(wait_until([&] { return gateway.log().find("is not usable") != std::string::npos; }))
+      << gateway.log();
 }
 
 }  // namespace

@@ -214,6 +214,25 @@ TEST_F(PortAllocatorTest, AllocatesOnIpv6Loopback) {
   EXPECT_TRUE(in_range(*port, range_)) << "port " << *port;
 }
 
+TEST_F(PortAllocatorTest, ReserveSkipsBindCheck) {
+  PortAllocator allocator("127.0.0.1", range_);
+  Socket listener;
+  ASSERT_TRUE(listener.bind(range_.first, false)) << "port " << range_.first;
+
+  EXPECT_TRUE(allocator.reserve(range_.first)) << "a port that an adopted instance holds";
+  EXPECT_FALSE(allocator.reserve(range_.first)) << "the same port twice";
+  std::optional<std::uint16_t> next = allocator.allocate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_NE(*next, range_.first) << "allocate() handed out a reserved port";
+}
+
+TEST_F(PortAllocatorTest, ReserveRejectsPortOutsideRange) {
+  PortAllocator allocator("127.0.0.1", range_);
+
+  EXPECT_FALSE(allocator.reserve(static_cast<std::uint16_t>(range_.last + 1)));
+  EXPECT_FALSE(allocator.reserve(static_cast<std::uint16_t>(range_.first - 1)));
+}
+
 TEST_F(PortAllocatorTest, SinglePortRange) {
   config::PortRange single{range_.first, range_.first};
   PortAllocator allocator("127.0.0.1", single);
