@@ -1,7 +1,8 @@
-// A docker worker that reaches its engine over TCP with TLS and a client
-// certificate. Podman serves its API on a unix socket only, so socat
-// terminates TLS on a loopback port (verifying the client certificate) and
-// relays to that socket. The certificates are made with the openssl tool.
+// A docker worker that reaches its engine over TCP, with TLS and a client
+// certificate or without TLS. The tests start Podman on a unix socket, so
+// socat listens on a loopback port and relays to that socket. For TLS it
+// terminates TLS and verifies the client certificate. The certificates are
+// made with the openssl tool.
 
 #include "tests/docker/podman_engine.hpp"
 
@@ -174,6 +175,25 @@ TEST_F(DockerTlsTest, MissingClientCertificateFailsStart) {
   std::string message = json::parse(response.body)["error"]["message"];
   EXPECT_NE(message.find(endpoint()), std::string::npos) << message;
   EXPECT_TRUE(engine_->containers("modelgate.gateway", gateway_id_).empty());
+}
+
+TEST_F(DockerTlsTest, PlainTcpEndpointServes) {
+  // A second relay without TLS on another loopback port.
+  std::uint16_t plain_port = reserve_port();
+  ChildProcess plain_relay(
+      {find_program("socat"),
+       "TCP-LISTEN:" + std::to_string(plain_port) + ",bind=127.0.0.1,reuseaddr,fork",
+       "UNIX-CONNECT:" + engine_->socket_path().string()},
+      certificates_.path() / "socat-plain.log");
+  ASSERT_TRUE(wait_until([&] { return port_accepts(plain_port); })) << plain_relay.output();
+  port_ = plain_port;
+
+  start("");
+  HttpResponse response = gateway_->chat("demo");
+
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(engine_->containers("modelgate.gateway", gateway_id_).size(), 1u);
+  gateway_.reset();  // before the relay it uses goes away
 }
 
 TEST_F(DockerTlsTest, UnreadableCaFileStopsStartup) {
