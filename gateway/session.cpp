@@ -181,8 +181,12 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
                         std::to_string(settings_.max_header_bytes) + " bytes",
                     false);
   } else if (error == beast::error::timeout) {
-    co_await reject(record, ErrorKind::request_timeout,
-                    "the request did not arrive within the header timeout", false);
+    // Beast's stream closes the socket when its timer expires, so no 408
+    // can be sent: the request is logged and counted as dropped.
+    log()->debug("request {} from {} did not arrive within the header timeout", record.id,
+                 client_address_);
+    record.dropped = "header_timeout";
+    finish(record);
   } else if (error.category() == make_error_code(http::error::bad_method).category() &&
              error != http::error::end_of_stream && error != http::error::partial_message) {
     co_await reject(record, ErrorKind::bad_http, "malformed HTTP request: " + error.message(),

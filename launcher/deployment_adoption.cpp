@@ -95,7 +95,7 @@ void DeploymentController::end_recovery() {
   if (shutting_down_ || waiters_.empty()) {
     return;
   }
-  if (!has_instance_in(routing::InstanceState::running) &&
+  if (launching_ == 0 && !has_instance_in(routing::InstanceState::running) &&
       !has_instance_in(routing::InstanceState::starting)) {
     start_instances();
   }

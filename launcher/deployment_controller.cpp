@@ -7,8 +7,8 @@
 #include <boost/asio/detached.hpp>
 
 #include "config/command.hpp"
-#include "launcher/health_probe.hpp"
 #include "launcher/argv_text.hpp"
+#include "launcher/health_probe.hpp"
 #include "launcher/port_allocator.hpp"
 #include "routing/logger.hpp"
 
@@ -94,7 +94,7 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
 
   waiters_.push_back(std::move(held));
   update_held_count();
-  if (!recovering_ && !has_instance_in(routing::InstanceState::starting)) {
+  if (!recovering_ && launching_ == 0 && !has_instance_in(routing::InstanceState::starting)) {
     start_instances();
   }
 }
@@ -106,6 +106,7 @@ void DeploymentController::forget(const HeldRequest* held) {
 
 void DeploymentController::start_instances() {
   for (int replica = 0; replica < deployment_.replicas; ++replica) {
+    ++launching_;
     asio::co_spawn(strand_, [self = shared_from_this()] { return self->run_instance(); },
                    asio::detached);
   }
@@ -124,6 +125,7 @@ awaitable<void> DeploymentController::run_instance() {
     std::lock_guard lock(status_mutex_);
     instances_.push_back(instance);
   }
+  --launching_;
   report_state(instance, routing::InstanceState::starting);
   if (!port) {
     fail_start(instance, AcquireStatus::start_failed,

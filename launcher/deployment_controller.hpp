@@ -103,6 +103,9 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
 
   std::deque<std::shared_ptr<HeldRequest>> waiters_;
   bool shutting_down_ = false;
+  // Starts spawned but not yet registered in instances_. Requests queued on
+  // the strand before a new start registers must not start another one.
+  int launching_ = 0;
   bool recovering_ = false;
   // Calls of Runtime::start() under way, which shutdown() waits for.
   int starts_in_progress_ = 0;

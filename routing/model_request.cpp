@@ -129,6 +129,14 @@ class RoutingFieldsHandler : public nlohmann::json_sax<json> {
 ModelRequest parse_model_request(std::string_view body, std::size_t max_depth) {
   ModelRequest result;
 
+  // JSON has no raw NUL byte anywhere, even inside strings, but nlohmann
+  // stops reading at one and accepts what came before.
+  if (body.find('\0') != std::string_view::npos) {
+    result.error = ModelRequestError::invalid_json;
+    result.detail = "NUL byte at byte " + std::to_string(body.find('\0'));
+    return result;
+  }
+
   RoutingFieldsHandler handler(result, max_depth);
   bool parsed = json::sax_parse(body.begin(), body.end(), &handler);
   if (!parsed) {

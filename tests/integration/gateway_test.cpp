@@ -106,7 +106,8 @@ TEST_F(GatewayTest, ColdStartHoldsRequestUntilHealthy) {
 }
 
 TEST_F(GatewayTest, ConcurrentFirstRequestsShareOneStart) {
-  start(demo_config(R"(["--startup-delay", "300"])"));
+  // Two I/O threads, so that held requests are woken across threads.
+  start(demo_config(R"(["--startup-delay", "300"])", "", "  io_threads: 2\n"));
 
   constexpr int kClients = 50;
   std::atomic<int> succeeded{0};
