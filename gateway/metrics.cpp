@@ -32,15 +32,15 @@ const Histogram::BucketBoundaries kHoldBuckets = {
 const Histogram::BucketBoundaries kColdStartBuckets = {
     0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800};
 
-// Endpoint label values that the session uses; others are recorded too,
-// without a cache.
+// Endpoint label values that the session uses, the endpoints routed by
+// model first. Others are recorded too, without a cache.
 constexpr std::array<std::string_view, 8> kEndpoints = {
     "chat_completions", "completions", "embeddings", "models",
     "health",           "metrics",     "admin",      "other"};
 
-constexpr std::array<std::string_view, 4> kDropReasons = {
+constexpr std::array<std::string_view, 5> kDropReasons = {
     "client_gone_while_held", "client_gone_while_waiting", "client_write_failed",
-    "upstream_failed_mid_body"};
+    "upstream_failed_mid_body", "header_timeout"};
 
 constexpr std::array<launcher::ColdStartResult, 3> kColdStartResults = {
     launcher::ColdStartResult::success, launcher::ColdStartResult::failed,
@@ -72,6 +72,14 @@ static_assert(in_declaration_order(kUpstreamErrorKinds));
 // Status codes 100 to 599 have a cache slot each.
 constexpr int kFirstCachedCode = 100;
 constexpr int kCachedCodes = 500;
+
+// Series of modelgate_requests_total that exist at zero for each configured
+// deployment: the endpoints routed by model, with success and the gateway's
+// own 5xx codes. A counter that appears at 1 has no earlier sample, so
+// rate() would miss the first failed start of a deployment.
+constexpr std::array<std::size_t, 3> kModelEndpointIndexes = {0, 1, 2};
+static_assert(kEndpoints[2] == "embeddings");
+constexpr std::array<int, 4> kInitialCodes = {200, 502, 503, 504};
 
 template <std::size_t N>
 std::optional<std::size_t> index_of(const std::array<std::string_view, N>& values,
@@ -134,7 +142,9 @@ struct Metrics::Families {
 // sets that depend on traffic (endpoint, status code, reason) fill their
 // slot on first use.
 struct Metrics::DeploymentSeries {
-  DeploymentSeries(std::string name, Families& families);
+  // `configured`: a deployment from the config, which gets the requests
+  // series of kInitialCodes at zero.
+  DeploymentSeries(std::string name, Families& families, bool configured);
 
   std::string name;
   std::array<std::array<std::atomic<Counter*>, kCachedCodes>, kEndpoints.size()> requests{};
@@ -152,7 +162,8 @@ struct Metrics::DeploymentSeries {
   Counter* idle_stops;
 };
 
-Metrics::DeploymentSeries::DeploymentSeries(std::string deployment, Families& families)
+Metrics::DeploymentSeries::DeploymentSeries(std::string deployment, Families& families,
+                                            bool configured)
     : name(std::move(deployment)) {
   stream_chunks = &families.stream_chunks.Add({{"deployment", name}});
   held = &families.held.Add({{"deployment", name}});
@@ -169,6 +180,17 @@ Metrics::DeploymentSeries::DeploymentSeries(std::string deployment, Families& fa
   for (std::size_t index = 0; index < kUpstreamErrorKinds.size(); ++index) {
     upstream_errors[index] = &families.upstream_errors.Add(
         {{"deployment", name}, {"kind", std::string(to_string(kUpstreamErrorKinds[index]))}});
+  }
+  if (!configured) {
+    return;
+  }
+  for (std::size_t endpoint : kModelEndpointIndexes) {
+    for (int code : kInitialCodes) {
+      requests[endpoint][code - kFirstCachedCode] = &families.requests.Add(
+          {{"deployment", name},
+           {"endpoint", std::string(kEndpoints[endpoint])},
+           {"code", std::to_string(code)}});
+    }
   }
 }
 
@@ -272,10 +294,10 @@ Metrics::Metrics(const std::vector<std::string>& deployments)
                                upstream_errors, idle_stops, connections.Add({}),
                                upstream_idle.Add({})});
 
-  configured_.emplace("", std::make_unique<DeploymentSeries>("", *families_));
+  configured_.emplace("", std::make_unique<DeploymentSeries>("", *families_, false));
   for (const std::string& name : deployments) {
     if (!configured_.contains(name)) {
-      configured_.emplace(name, std::make_unique<DeploymentSeries>(name, *families_));
+      configured_.emplace(name, std::make_unique<DeploymentSeries>(name, *families_, true));
     }
   }
 }
@@ -291,7 +313,7 @@ Metrics::DeploymentSeries& Metrics::series(std::string_view deployment) {
   std::lock_guard lock(unconfigured_mutex_);
   auto& entry = unconfigured_[std::string(deployment)];
   if (!entry) {
-    entry = std::make_unique<DeploymentSeries>(std::string(deployment), *families_);
+    entry = std::make_unique<DeploymentSeries>(std::string(deployment), *families_, false);
   }
   return *entry;
 }

@@ -48,6 +48,22 @@ TEST(Metrics, ConfiguredDeploymentSeriesStartAtZero) {
   EXPECT_EQ(find_sample(samples, "modelgate_stream_chunks_total", {{"deployment", "demo"}}), 0.0);
 }
 
+TEST(Metrics, ModelEndpointCodesStartAtZero) {
+  Metrics metrics({"demo"});
+  std::vector<Sample> samples = scrape(metrics);
+
+  for (const char* endpoint : {"chat_completions", "completions", "embeddings"}) {
+    for (const char* code : {"200", "502", "503", "504"}) {
+      EXPECT_EQ(find_sample(samples, "modelgate_requests_total",
+                            {{"deployment", "demo"}, {"endpoint", endpoint}, {"code", code}}),
+                0.0)
+          << endpoint << " " << code;
+    }
+  }
+  EXPECT_EQ(find_sample(samples, "modelgate_requests_total", {{"deployment", ""}}), std::nullopt)
+      << "requests without a deployment get series only when they happen";
+}
+
 TEST(Metrics, GatewayWideSeriesExist) {
   Metrics metrics;
   std::vector<Sample> samples = scrape(metrics);
