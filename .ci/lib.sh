@@ -18,6 +18,9 @@ apt_packages=(
   # tests/docker: a private Podman engine (with runc, because crun rejects
   # hybrid cgroup layouts), an image built from busybox, and a TLS relay.
   podman runc busybox-static socat openssl
+  # tests/dashboards: a real Prometheus and promtool check the dashboard and
+  # the alert rules; dashboards/plot_metrics.py draws with gnuplot-nox.
+  prometheus
 )
 
 install_dependencies() {
