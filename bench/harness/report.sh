@@ -129,15 +129,15 @@ set grid
 set key top left
 set ylabel "requests per second"
 set yrange [0:*]
-plot "$data" using 1:2 with linespoints title "direct (stub)", \
-     "" using 1:3 with linespoints title "modelgate", \
-     "" using 1:4 with linespoints title "nginx", \
-     "" using 1:5 with linespoints title "HAProxy"
+plot "$data" using 1:2 with linespoints lc rgb "#777777" title "direct (stub)", \
+     "" using 1:3 with linespoints lc rgb "#1f77b4" title "modelgate", \
+     "" using 1:4 with linespoints lc rgb "#2ca02c" title "nginx", \
+     "" using 1:5 with linespoints lc rgb "#d62728" title "HAProxy"
 set ylabel "CPU time of the proxy per request (µs)"
 set key top right
-plot "$data" using 1:7 with linespoints title "modelgate", \
-     "" using 1:8 with linespoints title "nginx", \
-     "" using 1:9 with linespoints title "HAProxy"
+plot "$data" using 1:7 with linespoints lc rgb "#1f77b4" title "modelgate", \
+     "" using 1:8 with linespoints lc rgb "#2ca02c" title "nginx", \
+     "" using 1:9 with linespoints lc rgb "#d62728" title "HAProxy"
 unset multiplot
 EOF
 }
