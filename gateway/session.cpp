@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include <boost/asio/redirect_error.hpp>
@@ -56,7 +57,6 @@ class Session {
   Session(asio::ip::tcp::socket socket, ServerContext& server, ThreadContext& thread)
       : client_(std::move(socket)), server_(server), thread_(thread),
         settings_(server.config.gateway) {
-    relay_buffer_.resize(kRelayBufferBytes);
     error_code ignored;
     client_address_ = client_.socket().remote_endpoint(ignored).address().to_string();
   }
@@ -96,7 +96,6 @@ class Session {
   const config::GatewaySettings& settings_;
   std::string client_address_;
   std::string head_;
-  std::vector<char> relay_buffer_;
 
   // Disconnect watch while a request is held or waits for its backend.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -518,16 +517,19 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   }
 
   // Relay the body piece by piece as it arrives; nothing is buffered whole.
+  // The buffer lives only while this body is relayed, so that idle
+  // keep-alive connections and held requests cost no relay buffer.
+  auto relay_buffer = std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
   std::string chunk_prefix;
   while (!parser.is_done()) {
-    response.body().data = relay_buffer_.data();
-    response.body().size = relay_buffer_.size();
+    response.body().data = relay_buffer.get();
+    response.body().size = kRelayBufferBytes;
     co_await http::async_read_some(upstream->stream, upstream->buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, error));
     if (error == http::error::need_buffer) {
       error = {};
     }
-    std::size_t count = relay_buffer_.size() - response.body().size;
+    std::size_t count = kRelayBufferBytes - response.body().size;
 
     if (error) {
       // The backend broke off mid-response. Without a head sent, the client
@@ -558,7 +560,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       chunk_prefix = chunk_size_line(count);
       buffers[used++] = asio::buffer(chunk_prefix);
     }
-    buffers[used++] = asio::buffer(relay_buffer_.data(), count);
+    buffers[used++] = asio::buffer(relay_buffer.get(), count);
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }
