@@ -52,6 +52,32 @@ double milliseconds_since(Clock::time_point since) {
   return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
 }
 
+// Returns the error kind and client message for a body whose "model"
+// cannot be read.
+std::pair<ErrorKind, std::string> describe_model_error(const routing::ModelRequest& parsed) {
+  using routing::ModelRequestError;
+  switch (parsed.error) {
+    case ModelRequestError::invalid_json:
+      return {ErrorKind::invalid_json, "the request body is not valid JSON: " + parsed.detail};
+    case ModelRequestError::not_an_object:
+      return {ErrorKind::invalid_request, "the request body must be a JSON object"};
+    case ModelRequestError::missing_model:
+      return {ErrorKind::invalid_request, "you must provide a model parameter"};
+    case ModelRequestError::model_not_string:
+      return {ErrorKind::invalid_request, "the model parameter must be a string"};
+    case ModelRequestError::empty_model:
+      return {ErrorKind::invalid_request, "the model parameter must not be empty"};
+    case ModelRequestError::duplicate_model:
+      return {ErrorKind::invalid_request, "the model parameter appears more than once"};
+    case ModelRequestError::too_deep:
+      return {ErrorKind::invalid_json, "the request body nests deeper than " +
+                                           std::to_string(routing::kMaxJsonDepth) + " levels"};
+    case ModelRequestError::none:
+      break;
+  }
+  return {ErrorKind::invalid_request, "invalid request body"};
+}
+
 class Session {
  public:
   Session(asio::ip::tcp::socket socket, ServerContext& server, ThreadContext& thread)
@@ -279,32 +305,9 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
   // Route by the body's "model".
   routing::ModelRequest parsed = routing::parse_model_request(request.body());
   record.stream = parsed.stream;
-  switch (parsed.error) {
-    case routing::ModelRequestError::none:
-      break;
-    case routing::ModelRequestError::invalid_json:
-      co_return co_await reject(record, ErrorKind::invalid_json,
-                                "the request body is not valid JSON: " + parsed.detail, keep_alive);
-    case routing::ModelRequestError::not_an_object:
-      co_return co_await reject(record, ErrorKind::invalid_request,
-                                "the request body must be a JSON object", keep_alive);
-    case routing::ModelRequestError::missing_model:
-      co_return co_await reject(record, ErrorKind::invalid_request,
-                                "you must provide a model parameter", keep_alive);
-    case routing::ModelRequestError::model_not_string:
-      co_return co_await reject(record, ErrorKind::invalid_request,
-                                "the model parameter must be a string", keep_alive);
-    case routing::ModelRequestError::empty_model:
-      co_return co_await reject(record, ErrorKind::invalid_request,
-                                "the model parameter must not be empty", keep_alive);
-    case routing::ModelRequestError::duplicate_model:
-      co_return co_await reject(record, ErrorKind::invalid_request,
-                                "the model parameter appears more than once", keep_alive);
-    case routing::ModelRequestError::too_deep:
-      co_return co_await reject(record, ErrorKind::invalid_json,
-                                "the request body nests deeper than " +
-                                    std::to_string(routing::kMaxJsonDepth) + " levels",
-                                keep_alive);
+  if (parsed.error != routing::ModelRequestError::none) {
+    auto [kind, message] = describe_model_error(parsed);
+    co_return co_await reject(record, kind, std::move(message), keep_alive);
   }
 
   const config::Deployment* deployment = server_.config.find_deployment(parsed.model);

@@ -37,7 +37,7 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   using Strand = asio::strand<asio::io_context::executor_type>;
   const Strand& strand() const { return strand_; }
 
-  // Answers at once when an instance is RUNNING, else queues the request and
+  // Completes the request at once when an instance is RUNNING, else queues the request and
   // starts instances if none is starting.
   void enqueue(std::shared_ptr<HeldRequest> held);
   // Drops a request that stopped waiting (deadline, client gone).

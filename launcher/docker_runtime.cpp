@@ -318,27 +318,6 @@ class DockerInstance final : public RuntimeInstance,
   bool gone_ = false;       // the container was removed by someone else
 };
 
-// Keeps a shared DockerInstance alive for as long as the launcher holds it,
-// while its coroutines hold their own references.
-class DockerInstanceRef final : public RuntimeInstance {
- public:
-  explicit DockerInstanceRef(std::shared_ptr<DockerInstance> instance)
-      : instance_(std::move(instance)) {}
-
-  std::string describe() const override { return instance_->describe(); }
-  bool exited() const override { return instance_->exited(); }
-  ExitStatus exit_status() const override { return instance_->exit_status(); }
-  awaitable<bool> wait_exit(Duration timeout) override { return instance_->wait_exit(timeout); }
-  awaitable<void> wait_output_closed(Duration timeout) override {
-    return instance_->wait_output_closed(timeout);
-  }
-  awaitable<void> stop(Duration grace) override { return instance_->stop(grace); }
-  InstanceLog& log() override { return instance_->log(); }
-
- private:
-  std::shared_ptr<DockerInstance> instance_;
-};
-
 DockerEndpoint endpoint_of(const config::DockerSettings& settings) {
   DockerEndpoint endpoint;
   endpoint.text = settings.endpoint;
@@ -445,7 +424,7 @@ awaitable<StartResult> DockerRuntime::start(const LaunchSpec& spec,
 
   auto instance = std::make_shared<DockerInstance>(executor, client_, *id, spec);
   instance->begin(0);
-  result.instance = std::make_unique<DockerInstanceRef>(std::move(instance));
+  result.instance = std::move(instance);
   co_return result;
 }
 
@@ -606,7 +585,7 @@ awaitable<StartResult> DockerRuntime::adopt(const LeftBehind& found, const Launc
   }
   auto instance = std::make_shared<DockerInstance>(executor, client_, found.runtime_id, spec);
   instance->begin(since);
-  result.instance = std::make_unique<DockerInstanceRef>(std::move(instance));
+  result.instance = std::move(instance);
   co_return result;
 }
 

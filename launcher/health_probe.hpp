@@ -14,8 +14,8 @@ namespace modelgate::launcher {
 
 struct HealthResult {
   bool healthy = false;  // answered 2xx
-  int status = 0;        // HTTP status, 0 when there was no answer
-  std::string error;     // why there was no answer ("connection refused")
+  int status = 0;        // HTTP status, 0 when there was no response
+  std::string error;     // why there was no response ("connection refused")
 };
 
 awaitable<HealthResult> probe_health(const std::string& host, std::uint16_t port,

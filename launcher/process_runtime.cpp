@@ -163,27 +163,6 @@ class ProcessInstance final : public RuntimeInstance,
   ProcessGuard* guard_;
 };
 
-// Keeps a shared ProcessInstance alive for as long as the launcher holds it,
-// while its coroutines hold their own references.
-class ProcessInstanceRef final : public RuntimeInstance {
- public:
-  explicit ProcessInstanceRef(std::shared_ptr<ProcessInstance> instance)
-      : instance_(std::move(instance)) {}
-
-  std::string describe() const override { return instance_->describe(); }
-  bool exited() const override { return instance_->exited(); }
-  ExitStatus exit_status() const override { return instance_->exit_status(); }
-  awaitable<bool> wait_exit(Duration timeout) override { return instance_->wait_exit(timeout); }
-  awaitable<void> wait_output_closed(Duration timeout) override {
-    return instance_->wait_output_closed(timeout);
-  }
-  awaitable<void> stop(Duration grace) override { return instance_->stop(grace); }
-  InstanceLog& log() override { return instance_->log(); }
-
- private:
-  std::shared_ptr<ProcessInstance> instance_;
-};
-
 }  // namespace
 
 awaitable<StartResult> ProcessRuntime::start(const LaunchSpec& spec,
@@ -255,7 +234,7 @@ awaitable<StartResult> ProcessRuntime::start(const LaunchSpec& spec,
 
   auto instance = std::make_shared<ProcessInstance>(executor, pid, pid_fd, output_pipe[0], spec, guard_);
   instance->begin();
-  result.instance = std::make_unique<ProcessInstanceRef>(std::move(instance));
+  result.instance = std::move(instance);
   co_return result;
 }
 

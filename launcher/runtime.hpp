@@ -72,7 +72,9 @@ class RuntimeInstance {
 };
 
 struct StartResult {
-  std::unique_ptr<RuntimeInstance> instance;  // null on failure
+  // Null on failure. Shared, because the instance's own coroutines keep it
+  // alive until they end, after the launcher lets go of it.
+  std::shared_ptr<RuntimeInstance> instance;
   std::string error;  // why it failed, for the operator and held requests
 };
 

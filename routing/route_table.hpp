@@ -99,7 +99,7 @@ class RouteTable {
   Map routes_;
 };
 
-// Where routes live. The in-memory store serves one gateway; other stores
+// Storage of the routes. The in-memory store serves one gateway; other stores
 // share routes between gateways.
 class RouteStore {
  public:

@@ -1,5 +1,5 @@
 // Hostile and broken requests sent as raw bytes to a real gateway. Each gets
-// its documented status and error code, the gateway answers the next good
+// its documented status and error code, the gateway serves the next good
 // request normally, and no backend starts for an invalid request.
 
 #include "tests/support/process_harness.hpp"
@@ -208,7 +208,7 @@ TEST(BadInput, EachRequestGetsDocumentedAnswer) {
       EXPECT_TRUE(body["error"]["type"].is_string()) << request.scenario;
     }
 
-    // The gateway still answers a good request.
+    // The gateway still serves a good request.
     EXPECT_EQ(http_request(gateway.port(), "GET", "/health").status, 200)
         << "the gateway did not recover after " << request.scenario;
   }

@@ -264,7 +264,8 @@ TEST_F(GatewayTest, NoBackendOutlivesSigterm) {
   gateway_->process().signal(SIGTERM);
   std::optional<int> status = gateway_->process().wait_exit(15s);
   ASSERT_TRUE(status.has_value()) << "the gateway did not exit after SIGTERM";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "wait status " << *status;
+  ASSERT_TRUE(WIFEXITED(*status)) << "wait status " << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << "wait status " << *status;
   EXPECT_FALSE(process_alive(backend)) << "backend pid " << backend << " outlived the gateway";
 }
 
