@@ -51,11 +51,36 @@ class ConfigError : public std::runtime_error {
   std::string fix_;
 };
 
+// A listener's address, as written in `listen: HOST:PORT`.
+struct ListenAddress {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// TLS on the client listener, on when cert_file is set. Paths are resolved
+// against the directory of the config file; the files are read at start-up
+// and again on SIGHUP.
+struct TlsSettings {
+  std::filesystem::path cert_file;  // PEM certificate chain, leaf first
+  std::filesystem::path key_file;   // PEM private key
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+
+  bool enabled() const { return !cert_file.empty(); }
+};
+
 // The `gateway` section: the client listener, timeouts and limits.
 struct GatewaySettings {
   std::string listen_address = "127.0.0.1";
   std::uint16_t listen_port = 8080;
   int io_threads = 1;
+  TlsSettings tls;
+  // A listener of its own for /admin/ and /metrics. Unset: they are served
+  // on the client listener (see AuthSettings for who may use them there).
+  std::optional<ListenAddress> admin_listen;
+
+  // Open client connections. At the limit the gateway stops accepting, so
+  // new connections wait in the kernel's listen backlog.
+  std::size_t max_client_connections = 10000;
 
   std::size_t max_body_bytes = 8 * 1024 * 1024;
   std::size_t max_header_bytes = 64 * 1024;
@@ -64,7 +89,15 @@ struct GatewaySettings {
 
   // Held requests: waiting for an instance of their deployment to be ready.
   std::size_t max_held_requests_per_deployment = 1000;
+  std::size_t max_held_requests = 10000;  // over all deployments
   Duration hold_timeout = std::chrono::minutes(10);
+
+  // A write to a client that makes no progress for this long ends the
+  // response, so that a client that stops reading frees its backend.
+  Duration client_write_timeout = std::chrono::seconds(60);
+  // The longest time from a request's arrival to the end of its relayed
+  // response. Zero means no limit.
+  Duration max_stream_duration = std::chrono::hours(1);
 
   Duration upstream_connect_timeout = std::chrono::seconds(5);
   // Zero means no limit, because a first token can take minutes.
@@ -84,6 +117,29 @@ struct GatewaySettings {
   // finds its own. Empty: the launcher derives one from the host name, the
   // config file's path and the listen address.
   std::string id;
+};
+
+// A key that clients or operators present as `Authorization: Bearer KEY`
+// or `x-api-key: KEY`. Only `name` is ever logged.
+struct ApiKey {
+  std::string name;
+  std::string key;
+  // Deployments the key may use. Empty: every deployment.
+  std::vector<std::string> deployments;
+  Location location;
+};
+
+// The `auth` section.
+struct AuthSettings {
+  // Keys for the OpenAI endpoints. Empty: those endpoints need no key.
+  std::vector<ApiKey> api_keys;
+  // Keys for /admin/ (and /metrics with protect_metrics).
+  std::vector<ApiKey> admin_keys;
+  // Status for a valid key that may not use the requested model: 403, or
+  // 404 so that the answer does not reveal that the model exists.
+  int forbidden_status = 403;
+  // Whether /metrics on the client listener needs an admin key.
+  bool protect_metrics = false;
 };
 
 struct PortRange {
@@ -161,6 +217,9 @@ struct Deployment {
   std::string worker;  // optional: pin to this worker name
   // Replaces the docker worker's pull_policy for this deployment.
   std::optional<std::string> pull_policy;
+  // Sent to the backend as `Authorization: Bearer KEY` in place of the
+  // client's key, which is never forwarded. Empty: no key is sent.
+  std::string upstream_api_key;
   Location location;
 
   // Resolved while loading.
@@ -185,6 +244,7 @@ struct Deployment {
 struct Config {
   std::filesystem::path path;  // the file it was loaded from
   GatewaySettings gateway;
+  AuthSettings auth;
   std::vector<Worker> workers;
   std::vector<Backend> backends;
   std::vector<Deployment> deployments;

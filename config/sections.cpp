@@ -93,7 +93,7 @@ std::vector<std::string> read_parameters(Reader& reader, const Value& value) {
 
 // Parses "host:port" or "[ipv6-address]:port". Port 0 is accepted, so that
 // tests can ask the system for a free port.
-void read_listen(Reader& reader, const Value& value, GatewaySettings& gateway) {
+ListenAddress read_listen(Reader& reader, const Value& value) {
   const std::string text = read_string(reader, value);
   const std::string fix =
       "Write host:port, such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080";
@@ -140,8 +140,7 @@ void read_listen(Reader& reader, const Value& value, GatewaySettings& gateway) {
                 fix + ", with a port from 0 to 65535");
   }
 
-  gateway.listen_address = host;
-  gateway.listen_port = static_cast<std::uint16_t>(std::stoi(port));
+  return {host, static_cast<std::uint16_t>(std::stoi(port))};
 }
 
 // Reads a value that must be one of `choices`.
@@ -240,20 +239,40 @@ PortRange read_port_range(Reader& reader, const Value& value) {
   return range;
 }
 
+void read_tls(Reader& reader, const Value& value, TlsSettings& tls) {
+  const MapReader map(reader, value, {"cert_file", "key_file", "min_version"});
+  const Value cert = map.require("cert_file");
+  tls.cert_file = read_string(reader, cert);
+  tls.key_file = read_string(reader, map.require("key_file"));
+  if (auto v = map.find("min_version")) {
+    tls.min_version = read_choice(reader, *v, {"1.2", "1.3"});
+  }
+}
+
 void read_gateway(Reader& reader, const Value& value, Config& config) {
   const MapReader map(
       reader, value,
-      {"listen", "io_threads", "max_body_size", "max_header_size",
-       "header_timeout", "keep_alive_timeout",
-       "max_held_requests_per_deployment", "hold_timeout",
-       "upstream_connect_timeout", "upstream_response_timeout",
+      {"listen", "admin_listen", "tls", "io_threads", "max_body_size",
+       "max_header_size", "header_timeout", "keep_alive_timeout",
+       "max_client_connections", "max_held_requests_per_deployment",
+       "max_held_requests", "hold_timeout", "client_write_timeout",
+       "max_stream_duration", "upstream_connect_timeout",
+       "upstream_response_timeout",
        "max_idle_upstream_connections", "health_check_interval",
        "health_check_timeout", "stop_grace_period", "log_dir",
        "instance_log_lines", "id"});
   GatewaySettings& gateway = config.gateway;
 
   if (auto v = map.find("listen")) {
-    read_listen(reader, *v, gateway);
+    const ListenAddress listen = read_listen(reader, *v);
+    gateway.listen_address = listen.host;
+    gateway.listen_port = listen.port;
+  }
+  if (auto v = map.find("admin_listen")) {
+    gateway.admin_listen = read_listen(reader, *v);
+  }
+  if (auto v = map.find("tls")) {
+    read_tls(reader, *v, gateway.tls);
   }
   if (auto v = map.find("io_threads")) {
     gateway.io_threads = static_cast<int>(read_integer(reader, *v, 1, kMaxInt));
@@ -264,8 +283,12 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
   if (auto v = map.find("max_header_size")) {
     gateway.max_header_bytes = read_size(reader, *v);
   }
+  if (auto v = map.find("max_client_connections")) {
+    gateway.max_client_connections =
+        static_cast<std::size_t>(read_integer(reader, *v, 1, kMaxCount));
+  }
 
-  // Zero is accepted only for upstream_response_timeout, meaning no limit.
+  // Zero is accepted only where it means no limit.
   struct DurationSetting {
     Duration* target;
     bool zero_allowed;
@@ -274,6 +297,8 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
       {"header_timeout", {&gateway.header_timeout, false}},
       {"keep_alive_timeout", {&gateway.keep_alive_timeout, false}},
       {"hold_timeout", {&gateway.hold_timeout, false}},
+      {"client_write_timeout", {&gateway.client_write_timeout, false}},
+      {"max_stream_duration", {&gateway.max_stream_duration, true}},
       {"upstream_connect_timeout", {&gateway.upstream_connect_timeout, false}},
       {"upstream_response_timeout", {&gateway.upstream_response_timeout, true}},
       {"health_check_interval", {&gateway.health_check_interval, false}},
@@ -290,6 +315,7 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
   const std::map<std::string, std::size_t*> counts = {
       {"max_held_requests_per_deployment",
        &gateway.max_held_requests_per_deployment},
+      {"max_held_requests", &gateway.max_held_requests},
       {"max_idle_upstream_connections", &gateway.max_idle_upstream_connections},
       {"instance_log_lines", &gateway.instance_log_lines},
   };
@@ -519,7 +545,8 @@ Deployment read_deployment(Reader& reader, const Value& value) {
       reader, value,
       {"name", "backend", "backend_version", "model_path", "backend_parameters",
        "env", "idle_timeout", "startup_timeout", "replicas", "worker",
-       "pull_policy", "image_name", "run_command", "health_check_path"});
+       "pull_policy", "image_name", "run_command", "health_check_path",
+       "upstream_api_key", "upstream_api_key_env"});
   Deployment deployment;
   deployment.location = value.location;
 
@@ -564,6 +591,8 @@ Deployment read_deployment(Reader& reader, const Value& value) {
   if (auto v = map.find("pull_policy")) {
     deployment.pull_policy = read_choice(reader, *v, kPullPolicies);
   }
+  deployment.upstream_api_key =
+      read_secret(reader, map, "upstream_api_key", false);
 
   if (deployment.backend != "custom") {
     reject_custom_only_key(reader, map, "image_name", deployment.backend);
@@ -631,13 +660,20 @@ void read_document(Reader& reader, const YAML::Node& root, Config& config) {
   if (!document.IsMap()) {
     reader.fail(to_location(root.Mark()), "", "the document is not a mapping",
                 "Write the top level as `key: value` lines with the keys "
-                "gateway, workers, backends and deployments");
+                "gateway, auth, workers, backends and deployments");
   }
   const MapReader map(reader, Value{document, "", to_location(root.Mark())},
-                      {"gateway", "workers", "backends", "deployments"});
+                      {"gateway", "auth", "workers", "backends",
+                       "deployments"});
 
   if (auto v = map.find("gateway")) {
     read_gateway(reader, *v, config);
+  }
+  for (std::filesystem::path* file :
+       {&config.gateway.tls.cert_file, &config.gateway.tls.key_file}) {
+    if (!file->empty() && file->is_relative()) {
+      *file = (config.path.parent_path() / *file).lexically_normal();
+    }
   }
   const std::filesystem::path& log_dir = config.gateway.log_dir;
   if (log_dir.is_relative()) {
@@ -678,6 +714,11 @@ void read_document(Reader& reader, const YAML::Node& root, Config& config) {
       config.deployments.push_back(read_deployment(reader, item));
     }
   }
+
+  if (auto v = map.find("auth")) {
+    config.auth = read_auth(reader, *v);
+  }
+  check_auth(reader, config);
 
   check_unique_names(reader, config.workers, "workers", "name", "worker",
                      [](const Worker& w) { return w.name; });

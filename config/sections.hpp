@@ -16,6 +16,21 @@ namespace modelgate::config::detail {
 // against its directory. A null root reads as an empty document.
 void read_document(Reader& reader, const YAML::Node& root, Config& config);
 
+// Reads a secret given either inline as `KEY: value` or by name as
+// `KEY_env: VARIABLE`, from the process environment. Fails when both are
+// set, when the variable is not set, or when the secret is empty. Returns ""
+// when neither is set, or fails then if `required`.
+std::string read_secret(Reader& reader, const MapReader& map,
+                        const std::string& key, bool required);
+
+// Reads the `auth` section: client and admin API keys.
+AuthSettings read_auth(Reader& reader, const Value& value);
+
+// Checks what the auth section and the listeners imply together: that keys
+// name configured deployments, and that an admin listener off loopback has
+// admin keys. Runs after the deployments are read.
+void check_auth(const Reader& reader, const Config& config);
+
 // Fills the "resolved while loading" fields of every deployment and checks
 // what depends on several sections: backend and worker names, versions,
 // template variables and frameworks.

@@ -281,6 +281,17 @@ std::map<std::string, std::string> read_string_map(Reader& reader,
   return strings;
 }
 
+bool read_bool(Reader& reader, const Value& value) {
+  const std::string text = read_string(reader, value);
+  if (text == "true") {
+    return true;
+  }
+  if (text == "false") {
+    return false;
+  }
+  reader.fail(value, "invalid boolean \"" + text + "\"", "Write true or false");
+}
+
 std::int64_t read_integer(Reader& reader, const Value& value,
                           std::int64_t minimum, std::int64_t maximum) {
   const std::string text = read_string(reader, value);

@@ -113,6 +113,8 @@ std::vector<std::string> read_string_list(Reader& reader, const Value& value);
 // A mapping of strings to strings, such as `env`. An empty value is "".
 std::map<std::string, std::string> read_string_map(Reader& reader,
                                                    const Value& value);
+// true or false, as YAML 1.2 writes them.
+bool read_bool(Reader& reader, const Value& value);
 std::int64_t read_integer(Reader& reader, const Value& value,
                           std::int64_t minimum, std::int64_t maximum);
 // A size must be greater than zero.

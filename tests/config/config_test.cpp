@@ -349,6 +349,49 @@ const std::vector<BadFile>& bad_files() {
        "the run command uses {{model_path}}, but model_path is not set"},
       {"EmptyLogDir", "gateway:\n  log_dir: ''\n", 2, 12, "gateway.log_dir",
        "empty log_dir"},
+      {"ZeroMaxClientConnections", "gateway:\n  max_client_connections: 0\n", 2, 27,
+       "gateway.max_client_connections", "number 0 is out of range"},
+      {"ZeroClientWriteTimeout", "gateway:\n  client_write_timeout: 0\n", 2, 25,
+       "gateway.client_write_timeout", "zero"},
+      {"TlsWithoutKeyFile", "gateway:\n  tls:\n    cert_file: a.pem\n", 3, 5,
+       "gateway.tls.key_file", "missing"},
+      {"TlsMinVersionTooOld",
+       "gateway:\n  tls: {cert_file: a, key_file: b, min_version: '1.1'}\n", 2, 49,
+       "gateway.tls.min_version", "invalid value \"1.1\""},
+      {"AdminListenWithoutPort", "gateway:\n  admin_listen: 127.0.0.1\n", 2, 17,
+       "gateway.admin_listen", "has no port"},
+      {"PublicAdminListenWithoutAdminKeys", "gateway:\n  admin_listen: 0.0.0.0:9091\n", 2, 17,
+       "gateway.admin_listen", "auth.admin_keys is empty"},
+      {"ApiKeyWithoutKey", "auth:\n  api_keys:\n    - name: team-a\n", 3, 7,
+       "auth.api_keys[0]", "missing key and key_env"},
+      {"ApiKeyWithKeyAndKeyEnv",
+       "auth:\n  api_keys:\n    - {name: a, key: k1, key_env: MODELGATE_TEST_KEY}\n", 3, 35,
+       "auth.api_keys[0].key_env", "both key and key_env are set"},
+      {"ApiKeyEnvNotSet",
+       "auth:\n  api_keys:\n    - name: a\n      key_env: MODELGATE_TEST_UNSET_KEY\n", 4, 16,
+       "auth.api_keys[0].key_env",
+       "environment variable \"MODELGATE_TEST_UNSET_KEY\" is not set or empty"},
+      {"EmptyApiKeyName", "auth:\n  api_keys:\n    - {name: '', key: k1}\n", 3, 14,
+       "auth.api_keys[0].name", "empty key name"},
+      {"DuplicateApiKey",
+       "auth:\n  api_keys:\n    - {name: a, key: k1}\n  admin_keys:\n"
+       "    - {name: ops, key: k1}\n",
+       5, 7, "auth.admin_keys[0]", "the same key is also given in auth.api_keys[0]"},
+      {"ApiKeyForUnknownDeployment",
+       "auth:\n  api_keys:\n    - {name: a, key: k1, deployments: [chatt]}\n"
+       "deployments:\n  - {name: chat, backend: custom, run_command: x}\n",
+       3, 40, "auth.api_keys[0].deployments[0]",
+       "unknown deployment \"chatt\". Did you mean \"chat\"?"},
+      {"ForbiddenStatusNot403Or404", "auth:\n  forbidden_status: 401\n", 2, 21,
+       "auth.forbidden_status", "out of range"},
+      {"ProtectMetricsNotBoolean", "auth:\n  protect_metrics: yes\n", 2, 20,
+       "auth.protect_metrics", "invalid boolean \"yes\""},
+      {"UnknownAuthKey", "auth:\n  api_key: []\n", 2, 3, "auth.api_key",
+       "Did you mean \"api_keys\"?"},
+      {"UpstreamKeyEnvNotSet",
+       "deployments:\n  - {name: a, backend: custom, run_command: x,\n"
+       "     upstream_api_key_env: MODELGATE_TEST_UNSET_KEY}\n",
+       3, 28, "deployments[0].upstream_api_key_env", "is not set or empty"},
   };
   return files;
 }
@@ -515,6 +558,97 @@ TEST(Config, ReadsGatewaySettings) {
   EXPECT_EQ(gateway.stop_grace_period, 20s);
   EXPECT_EQ(gateway.log_dir, "/etc/var/log/modelgate");
   EXPECT_EQ(gateway.instance_log_lines, 50u);
+}
+
+TEST(Config, ReadsListenersAndLimits) {
+  const Config config = parse(R"(gateway:
+  listen: 0.0.0.0:8443
+  admin_listen: 127.0.0.1:9091
+  tls:
+    cert_file: tls/cert.pem
+    key_file: /etc/ssl/private/modelgate.key
+    min_version: "1.3"
+  max_client_connections: 500
+  max_held_requests: 20
+  client_write_timeout: 5s
+  max_stream_duration: 0
+)");
+  const GatewaySettings& gateway = config.gateway;
+  ASSERT_TRUE(gateway.admin_listen.has_value());
+  EXPECT_EQ(gateway.admin_listen->host, "127.0.0.1");
+  EXPECT_EQ(gateway.admin_listen->port, 9091);
+  EXPECT_TRUE(gateway.tls.enabled());
+  EXPECT_EQ(gateway.tls.cert_file, "/etc/modelgate/tls/cert.pem");
+  EXPECT_EQ(gateway.tls.key_file, "/etc/ssl/private/modelgate.key");
+  EXPECT_EQ(gateway.tls.min_version, "1.3");
+  EXPECT_EQ(gateway.max_client_connections, 500u);
+  EXPECT_EQ(gateway.max_held_requests, 20u);
+  EXPECT_EQ(gateway.client_write_timeout, 5s);
+  EXPECT_EQ(gateway.max_stream_duration, Duration::zero());
+}
+
+TEST(Config, SecurityDefaults) {
+  const Config config = parse("");
+  EXPECT_FALSE(config.gateway.tls.enabled());
+  EXPECT_EQ(config.gateway.tls.min_version, "1.2");
+  EXPECT_FALSE(config.gateway.admin_listen.has_value());
+  EXPECT_EQ(config.gateway.max_client_connections, 10000u);
+  EXPECT_EQ(config.gateway.max_held_requests, 10000u);
+  EXPECT_EQ(config.gateway.client_write_timeout, 60s);
+  EXPECT_EQ(config.gateway.max_stream_duration, 1h);
+  EXPECT_TRUE(config.auth.api_keys.empty());
+  EXPECT_TRUE(config.auth.admin_keys.empty());
+  EXPECT_EQ(config.auth.forbidden_status, 403);
+  EXPECT_FALSE(config.auth.protect_metrics);
+}
+
+TEST(Config, ReadsApiKeysFromFileAndEnvironment) {
+  ::setenv("MODELGATE_TEST_TEAM_KEY", "sk-from-env", 1);
+  ::setenv("MODELGATE_TEST_BACKEND_KEY", "backend-secret", 1);
+  const Config config = parse(R"(auth:
+  api_keys:
+    - name: team-a
+      key_env: MODELGATE_TEST_TEAM_KEY
+      deployments: [chat]
+    - name: ci
+      key: sk-inline
+  admin_keys:
+    - name: ops
+      key: admin-inline
+  forbidden_status: 404
+  protect_metrics: true
+deployments:
+  - name: chat
+    backend: custom
+    run_command: serve
+    upstream_api_key_env: MODELGATE_TEST_BACKEND_KEY
+  - name: embed
+    backend: custom
+    run_command: serve
+    upstream_api_key: inline-backend-key
+)");
+  ::unsetenv("MODELGATE_TEST_TEAM_KEY");
+  ::unsetenv("MODELGATE_TEST_BACKEND_KEY");
+
+  ASSERT_EQ(config.auth.api_keys.size(), 2u);
+  EXPECT_EQ(config.auth.api_keys[0].name, "team-a");
+  EXPECT_EQ(config.auth.api_keys[0].key, "sk-from-env");
+  EXPECT_EQ(config.auth.api_keys[0].deployments, Words{"chat"});
+  EXPECT_EQ(config.auth.api_keys[1].key, "sk-inline");
+  EXPECT_TRUE(config.auth.api_keys[1].deployments.empty());
+  ASSERT_EQ(config.auth.admin_keys.size(), 1u);
+  EXPECT_EQ(config.auth.admin_keys[0].key, "admin-inline");
+  EXPECT_EQ(config.auth.forbidden_status, 404);
+  EXPECT_TRUE(config.auth.protect_metrics);
+  EXPECT_EQ(config.deployments[0].upstream_api_key, "backend-secret");
+  EXPECT_EQ(config.deployments[1].upstream_api_key, "inline-backend-key");
+}
+
+TEST(Config, PublicAdminListenWithAdminKeys) {
+  const Config config = parse(
+      "gateway:\n  admin_listen: '[::]:9091'\nauth:\n  admin_keys: [{name: ops, key: k}]\n");
+  ASSERT_TRUE(config.gateway.admin_listen.has_value());
+  EXPECT_EQ(config.gateway.admin_listen->host, "::");
 }
 
 TEST(Config, ListenAcceptsHostNamesAndPortZero) {
