@@ -80,6 +80,9 @@ po::options_description describe_options() {
      "call abort() instead of listening, so the process ends by SIGABRT")
     ("record", po::value<std::string>(),
      "file to append the line \"PID PORT\" to once listening")
+    ("api-key", po::value<std::string>(),
+     "require \"Authorization: Bearer KEY\" on every endpoint except /health "
+     "and /stub/stats")
     ("threads", po::value<std::int64_t>()->default_value(1),
      "number of I/O threads")
     ("log-level", po::value<std::string>()->default_value("info"),
@@ -135,6 +138,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
   options.crash_on_start = values["crash-on-start"].as<bool>();
   if (values.count("record") != 0) {
     options.record_file = values["record"].as<std::string>();
+  }
+  if (values.count("api-key") != 0) {
+    options.api_key = values["api-key"].as<std::string>();
   }
   options.log_level = values["log-level"].as<std::string>();
   if (!is_log_level(options.log_level)) {

@@ -36,6 +36,9 @@ struct Options {
   std::optional<int> exit_code;  // exit with this code instead of listening
   bool crash_on_start = false;   // abort() instead of listening
   std::string record_file;       // receives "PID PORT\n" once listening
+  // When set, every endpoint except /health and /stub/stats needs
+  // `Authorization: Bearer api_key`, as vLLM's --api-key does.
+  std::string api_key;
 
   int threads = 1;
   std::string log_level = "info";

@@ -18,6 +18,7 @@ void Request::clear() {
   version = 11;
   has_request_id = false;
   request_id.clear();
+  authorization.clear();
   expect_continue = false;
   body.clear();
 }
@@ -48,6 +49,11 @@ void RequestParser::on_field_impl(http::field name,
                                   beast::string_view value, error_code&) {
   if (name == http::field::expect) {
     request_.expect_continue = beast::iequals(value, "100-continue");
+    return;
+  }
+
+  if (name == http::field::authorization) {
+    request_.authorization.assign(value.data(), value.size());
     return;
   }
 

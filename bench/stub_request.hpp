@@ -25,6 +25,7 @@ struct Request {
   int version = 11;  // 10 for HTTP/1.0, 11 for HTTP/1.1
   bool has_request_id = false;
   std::string request_id;  // the X-Request-Id header
+  std::string authorization;  // the Authorization header
   bool expect_continue = false;
   std::string body;
 

@@ -149,6 +149,14 @@ void Session::handle_request() {
     return;
   }
 
+  const std::string& api_key = server_.options().api_key;
+  if (!api_key.empty() && path != "/health" &&
+      request_.authorization != "Bearer " + api_key) {
+    reject(401, "Incorrect API key provided.", "invalid_request_error",
+           "invalid_api_key");
+    return;
+  }
+
   if (path == "/v1/chat/completions") {
     handle_chat_completion();
   } else if (path == "/v1/completions") {

@@ -301,12 +301,13 @@ TEST_F(MonitoringTest, InvalidLogFormatRejected) {
 }
 
 TEST_F(MonitoringTest, SecretOptionValueNotLogged) {
-  start(demo_config(R"(["--api-key", "s3cr3t-value"])"));
+  // The stub does not know --hf-token, so the start fails and is logged.
+  start(demo_config(R"(["--hf-token", "s3cr3t-value"])"));
   ASSERT_EQ(gateway_->chat("demo").status, 502);
 
   ASSERT_TRUE(wait_until([&] { return gateway_->log().find("failed to start") != std::string::npos; }));
   std::string log = gateway_->log();
-  EXPECT_NE(log.find("--api-key <redacted>"), std::string::npos);
+  EXPECT_NE(log.find("--hf-token <redacted>"), std::string::npos);
   EXPECT_EQ(log.find("s3cr3t-value"), std::string::npos) << "the secret appears in the log";
 }
 
