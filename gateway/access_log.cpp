@@ -20,10 +20,11 @@ double rounded_ms(double milliseconds) { return std::round(milliseconds * 1000) 
 std::string access_log_text(const RequestRecord& record, double duration_ms) {
   return fmt::format(
       "{} {} model='{}' instance={} status={} bytes={} duration_ms={:.1f} first_byte_ms={:.1f} "
-      "held_ms={:.1f}{}{}",
+      "held_ms={:.1f}{}{}{}",
       record.id, record.endpoint, printable(record.deployment),
       record.instance.empty() ? "-" : record.instance, record.status, record.bytes_sent,
       duration_ms, record.first_byte_ms, record.held_ms, record.stream ? " stream" : "",
+      record.key_name.empty() ? "" : " key=" + printable(record.key_name),
       record.dropped.empty() ? "" : " dropped=" + record.dropped);
 }
 
@@ -43,8 +44,12 @@ std::string access_log_json(const RequestRecord& record, double duration_ms,
       {"first_byte_ms", nullptr},
       {"held_ms", rounded_ms(record.held_ms)},
       {"stream", record.stream},
+      {"key", nullptr},
       {"dropped", nullptr},
   };
+  if (!record.key_name.empty()) {
+    line["key"] = record.key_name;
+  }
   if (!record.instance.empty()) {
     line["instance"] = record.instance;
   }

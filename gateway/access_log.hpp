@@ -17,6 +17,7 @@ struct RequestRecord {
   std::string deployment;  // empty until the model names a deployment
   std::string_view endpoint = "other";
   std::string instance;
+  std::string_view key_name;  // the name of the API key used, if any
   Clock::time_point received = Clock::now();
   bool held = false;  // whether it waited for an instance to be ready
   double held_ms = 0;
@@ -29,13 +30,14 @@ struct RequestRecord {
 
 // Returns the text line for a request that took `duration_ms`:
 // "ID ENDPOINT model='DEPLOYMENT' instance=ID status=200 bytes=285
-// duration_ms=310.7 first_byte_ms=310.7 held_ms=310.4[ stream][ dropped=REASON]".
+// duration_ms=310.7 first_byte_ms=310.7 held_ms=310.4[ stream][ key=NAME]
+// [ dropped=REASON]".
 std::string access_log_text(const RequestRecord& record, double duration_ms);
 
 // Returns one JSON object with the keys time, level, logger, request_id,
 // endpoint, deployment, instance, status, bytes, duration_ms,
-// first_byte_ms, held_ms, stream and dropped. Absent values (no instance,
-// no first byte, not dropped) are null.
+// first_byte_ms, held_ms, stream, key and dropped. Absent values (no
+// instance, no first byte, no API key, not dropped) are null.
 std::string access_log_json(const RequestRecord& record, double duration_ms,
                             std::chrono::system_clock::time_point now);
 

@@ -12,6 +12,12 @@ ErrorInfo error_info(ErrorKind kind) {
       return {400, "invalid_request_error", "invalid_request", std::nullopt};
     case ErrorKind::bad_http:
       return {400, "invalid_request_error", "bad_request", std::nullopt};
+    case ErrorKind::unauthorized:
+      return {401, "invalid_request_error", "invalid_api_key", std::nullopt};
+    case ErrorKind::model_forbidden:
+      return {403, "permission_error", "model_not_allowed", std::nullopt};
+    case ErrorKind::admin_forbidden:
+      return {403, "permission_error", "admin_key_required", std::nullopt};
     case ErrorKind::unknown_endpoint:
       return {404, "invalid_request_error", "unknown_url", std::nullopt};
     case ErrorKind::method_not_allowed:

@@ -14,6 +14,9 @@ enum class ErrorKind {
   invalid_json,         // 400
   invalid_request,      // 400: valid JSON, but no usable "model"
   bad_http,             // 400: malformed HTTP
+  unauthorized,         // 401: no API key, or one that is not configured
+  model_forbidden,      // 403: the key may not use the model
+  admin_forbidden,      // 403: admin endpoints need an admin key here
   unknown_endpoint,     // 404
   method_not_allowed,   // 405
   model_not_found,      // 404

@@ -110,6 +110,10 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
+bool is_credential(std::string_view name) {
+  return equals_ignore_case(name, "authorization") || equals_ignore_case(name, "x-api-key");
+}
+
 bool is_event_stream(std::string_view content_type) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
   while (!media.empty() && media.back() == ' ') {
@@ -152,7 +156,8 @@ std::string chunk_size_line(std::size_t size) {
 
 std::string build_upstream_head(const http::request<http::string_body>& request,
                                 std::string_view host, std::uint16_t port,
-                                std::string_view request_id, std::string_view client_address) {
+                                std::string_view request_id, std::string_view client_address,
+                                std::string_view upstream_api_key) {
   std::string out;
   out.reserve(512);
   out += method_string(request.method());
@@ -178,7 +183,8 @@ std::string build_upstream_head(const http::request<http::string_body>& request,
     std::string_view value(field.value().data(), field.value().size());
     if (is_hop_by_hop(name) || named_in_connection(connection, name) ||
         equals_ignore_case(name, "host") || equals_ignore_case(name, "content-length") ||
-        equals_ignore_case(name, "expect") || equals_ignore_case(name, "x-request-id")) {
+        equals_ignore_case(name, "expect") || equals_ignore_case(name, "x-request-id") ||
+        is_credential(name)) {
       continue;
     }
     if (equals_ignore_case(name, "x-forwarded-for")) {
@@ -192,6 +198,11 @@ std::string build_upstream_head(const http::request<http::string_body>& request,
   append_header(out, "X-Forwarded-For", forwarded_for);
   append_header(out, "X-Request-Id", request_id);
   append_header(out, "Content-Length", std::to_string(request.body().size()));
+  if (!upstream_api_key.empty()) {
+    out += "Authorization: Bearer ";
+    out += upstream_api_key;
+    out += "\r\n";
+  }
   out += "\r\n";
   return out;
 }

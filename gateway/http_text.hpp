@@ -28,6 +28,9 @@ std::string_view method_string(boost::beast::http::verb method);
 // Whether a field must not be forwarded by a proxy (RFC 9110, section 7.6.1).
 bool is_hop_by_hop(std::string_view name);
 
+// Whether a field carries the client's API key (Authorization, x-api-key).
+bool is_credential(std::string_view name);
+
 bool is_event_stream(std::string_view content_type);
 
 void append_status_line(std::string& out, int status, std::string_view reason = {});
@@ -37,11 +40,13 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 std::string chunk_size_line(std::size_t size);
 
 // The head sent to a backend: the client's method, target and end-to-end
-// fields, plus Host, X-Request-Id, X-Forwarded-For and Content-Length.
+// fields except its credentials, plus Host, X-Request-Id, X-Forwarded-For,
+// Content-Length, and `Authorization: Bearer upstream_api_key` unless the
+// key is empty.
 std::string build_upstream_head(
     const boost::beast::http::request<boost::beast::http::string_body>& request,
     std::string_view host, std::uint16_t port, std::string_view request_id,
-    std::string_view client_address);
+    std::string_view client_address, std::string_view upstream_api_key = {});
 
 // The head sent to a client: the backend's status and end-to-end fields,
 // plus X-Request-Id, X-Accel-Buffering for streams, and framing.

@@ -21,6 +21,7 @@
 #include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/server.hpp"
+#include "gateway/tls_context.hpp"
 #include "launcher/launcher.hpp"
 #include "launcher/process_guard.hpp"
 #include "routing/logger.hpp"
@@ -141,10 +142,33 @@ void configure_logging(const Options& options) {
   }
 }
 
+// Reads the TLS certificate and key again on each SIGHUP. Connections that
+// are open keep the context they started with.
+awaitable<void> reload_tls_on_sighup(gateway::TlsContext& tls, gateway::Metrics& metrics) {
+  auto executor = co_await asio::this_coro::executor;
+  asio::signal_set signals(executor, SIGHUP);
+  auto log = component_logger("gateway");
+  for (;;) {
+    boost::system::error_code error;
+    co_await signals.async_wait(asio::redirect_error(asio::use_awaitable, error));
+    if (error) {
+      co_return;
+    }
+    std::optional<std::string> failure = tls.reload();
+    metrics.record_tls_reload(!failure);
+    if (failure) {
+      log->error("TLS reload on SIGHUP failed, keeping the previous certificate: {}", *failure);
+    } else {
+      log->info("reloaded the TLS certificate and key on SIGHUP");
+    }
+  }
+}
+
 // Stops the gateway on SIGINT or SIGTERM: no new connections, every instance
 // stopped, then the I/O threads end. A second signal exits at once; the
 // process guard then stops the backends.
-awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server& server,
+awaitable<void> handle_signals(gateway::ServerContext& context,
+                               std::vector<gateway::Server*> servers,
                                launcher::Launcher& launcher,
                                std::vector<std::unique_ptr<asio::io_context>>& contexts) {
   auto executor = co_await asio::this_coro::executor;
@@ -154,7 +178,9 @@ awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server&
   int signal_number = co_await signals.async_wait(asio::use_awaitable);
   log->info("received {}; stopping every instance and exiting", ::sigabbrev_np(signal_number));
   context.shutting_down.store(true);
-  server.stop_accepting();
+  for (gateway::Server* server : servers) {
+    server->stop_accepting();
+  }
 
   signals.async_wait([log](const boost::system::error_code& error, int second) {
     if (!error) {
@@ -191,24 +217,52 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
   gateway::Metrics metrics(deployment_names);
   routing::MemoryRouteStore routes;
   launcher::Launcher launcher(*contexts.front(), config, routes, guard.get(), &metrics);
-  gateway::ServerContext context{config, launcher, routes, metrics};
+  gateway::ServerContext context(config, launcher, routes, metrics);
   context.log_format = log_format;
   gateway::Server server(context, context_pointers);
+  std::unique_ptr<gateway::Server> admin_server;
+  if (config.gateway.admin_listen) {
+    admin_server = std::make_unique<gateway::Server>(
+        context, std::vector<asio::io_context*>{contexts.front().get()},
+        gateway::ListenerRole::admin);
+  }
+  std::unique_ptr<gateway::TlsContext> tls;
   try {
     launcher.check_startup();
+    if (config.gateway.tls.enabled()) {
+      tls = std::make_unique<gateway::TlsContext>(config.gateway.tls);
+      context.tls = tls.get();
+    }
     server.listen();
+    if (admin_server) {
+      admin_server->listen();
+    }
   } catch (const std::exception& error) {
     log->error("{}", error.what());
     return 1;
   }
+
+  std::vector<gateway::Server*> servers{&server};
   server.start();
-  asio::co_spawn(*contexts.front(), handle_signals(context, server, launcher, contexts),
+  if (admin_server) {
+    admin_server->start();
+    servers.push_back(admin_server.get());
+  }
+  asio::co_spawn(*contexts.front(), handle_signals(context, servers, launcher, contexts),
                  asio::detached);
+  if (tls) {
+    asio::co_spawn(*contexts.front(), reload_tls_on_sighup(*tls, metrics), asio::detached);
+  }
 
   auto endpoint = server.local_endpoint();
-  log->info("modelgate {} listening on {}:{} with {} deployment(s), {} I/O thread(s)",
+  log->info("modelgate {} listening on {}:{} ({}) with {} deployment(s), {} I/O thread(s)",
             MODELGATE_VERSION, endpoint.address().to_string(), endpoint.port(),
-            config.deployments.size(), config.gateway.io_threads);
+            tls ? "https" : "http", config.deployments.size(), config.gateway.io_threads);
+  if (admin_server) {
+    auto admin_endpoint = admin_server->local_endpoint();
+    log->info("admin endpoints listening on {}:{}", admin_endpoint.address().to_string(),
+              admin_endpoint.port());
+  }
 
   std::vector<std::thread> threads;
   for (std::size_t index = 1; index < contexts.size(); ++index) {

@@ -38,9 +38,22 @@ constexpr std::array<std::string_view, 8> kEndpoints = {
     "chat_completions", "completions", "embeddings", "models",
     "health",           "metrics",     "admin",      "other"};
 
-constexpr std::array<std::string_view, 5> kDropReasons = {
-    "client_gone_while_held", "client_gone_while_waiting", "client_write_failed",
-    "upstream_failed_mid_body", "header_timeout"};
+constexpr std::array<std::string_view, 7> kDropReasons = {
+    "client_gone_while_held",   "client_gone_while_waiting", "client_write_failed",
+    "upstream_failed_mid_body", "header_timeout",            "client_write_timeout",
+    "max_stream_duration"};
+
+constexpr std::array<Limit, 11> kLimits = {
+    Limit::max_body_size,          Limit::max_header_size,
+    Limit::header_timeout,         Limit::keep_alive_timeout,
+    Limit::max_client_connections, Limit::max_held_requests_per_deployment,
+    Limit::max_held_requests,      Limit::hold_timeout,
+    Limit::upstream_response_timeout, Limit::client_write_timeout,
+    Limit::max_stream_duration};
+
+constexpr std::array<AuthFailure, 4> kAuthFailures = {
+    AuthFailure::missing_key, AuthFailure::invalid_key, AuthFailure::model_denied,
+    AuthFailure::admin_denied};
 
 constexpr std::array<launcher::ColdStartResult, 3> kColdStartResults = {
     launcher::ColdStartResult::success, launcher::ColdStartResult::failed,
@@ -68,6 +81,8 @@ constexpr bool in_declaration_order(const std::array<Enum, N>& values) {
 static_assert(in_declaration_order(kColdStartResults));
 static_assert(in_declaration_order(kInstanceStates));
 static_assert(in_declaration_order(kUpstreamErrorKinds));
+static_assert(in_declaration_order(kLimits));
+static_assert(in_declaration_order(kAuthFailures));
 
 // Status codes 100 to 599 have a cache slot each.
 constexpr int kFirstCachedCode = 100;
@@ -121,6 +136,48 @@ std::string_view to_string(UpstreamErrorKind kind) {
   return "unknown";
 }
 
+std::string_view to_string(Limit limit) {
+  switch (limit) {
+    case Limit::max_body_size:
+      return "max_body_size";
+    case Limit::max_header_size:
+      return "max_header_size";
+    case Limit::header_timeout:
+      return "header_timeout";
+    case Limit::keep_alive_timeout:
+      return "keep_alive_timeout";
+    case Limit::max_client_connections:
+      return "max_client_connections";
+    case Limit::max_held_requests_per_deployment:
+      return "max_held_requests_per_deployment";
+    case Limit::max_held_requests:
+      return "max_held_requests";
+    case Limit::hold_timeout:
+      return "hold_timeout";
+    case Limit::upstream_response_timeout:
+      return "upstream_response_timeout";
+    case Limit::client_write_timeout:
+      return "client_write_timeout";
+    case Limit::max_stream_duration:
+      return "max_stream_duration";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(AuthFailure failure) {
+  switch (failure) {
+    case AuthFailure::missing_key:
+      return "missing_key";
+    case AuthFailure::invalid_key:
+      return "invalid_key";
+    case AuthFailure::model_denied:
+      return "model_denied";
+    case AuthFailure::admin_denied:
+      return "admin_denied";
+  }
+  return "unknown";
+}
+
 struct Metrics::Families {
   prometheus::Family<Counter>& requests;
   prometheus::Family<Histogram>& duration;
@@ -136,6 +193,11 @@ struct Metrics::Families {
   prometheus::Family<Counter>& idle_stops;
   Gauge& client_connections;
   Gauge& upstream_idle_connections;
+  std::array<Counter*, kLimits.size()> limit_hits{};
+  std::array<Counter*, kAuthFailures.size()> auth_failures{};
+  Counter* tls_handshake_failures = nullptr;
+  Counter* tls_reloads_success = nullptr;
+  Counter* tls_reloads_failure = nullptr;
 };
 
 // One deployment's series. Fixed label sets are created with the struct;
@@ -282,6 +344,26 @@ Metrics::Metrics(const std::vector<std::string>& deployments)
                       .Register(registry);
   reloads.Add({{"result", "success"}});
   reloads.Add({{"result", "failure"}});
+  auto& limit_hits =
+      prometheus::BuildCounter()
+          .Name("modelgate_limit_hits_total")
+          .Help("Times a configured limit was reached, by the limit's config key.")
+          .Register(registry);
+  auto& auth_failures =
+      prometheus::BuildCounter()
+          .Name("modelgate_auth_failures_total")
+          .Help("Requests refused for their API key, by reason: missing_key, invalid_key, "
+                "model_denied or admin_denied.")
+          .Register(registry);
+  auto& tls_handshake_failures =
+      prometheus::BuildCounter()
+          .Name("modelgate_tls_handshake_failures_total")
+          .Help("Client connections closed because the TLS handshake failed or timed out.")
+          .Register(registry);
+  auto& tls_reloads = prometheus::BuildCounter()
+                          .Name("modelgate_tls_reloads_total")
+                          .Help("Reloads of the TLS certificate and key on SIGHUP, by result.")
+                          .Register(registry);
   prometheus::BuildGauge()
       .Name("modelgate_build_info")
       .Help("Build information; the value is always 1.")
@@ -293,6 +375,17 @@ Metrics::Metrics(const std::vector<std::string>& deployments)
                                hold_duration, cold_starts, cold_start_duration, instances,
                                upstream_errors, idle_stops, connections.Add({}),
                                upstream_idle.Add({})});
+  for (std::size_t index = 0; index < kLimits.size(); ++index) {
+    families_->limit_hits[index] =
+        &limit_hits.Add({{"limit", std::string(to_string(kLimits[index]))}});
+  }
+  for (std::size_t index = 0; index < kAuthFailures.size(); ++index) {
+    families_->auth_failures[index] =
+        &auth_failures.Add({{"reason", std::string(to_string(kAuthFailures[index]))}});
+  }
+  families_->tls_handshake_failures = &tls_handshake_failures.Add({});
+  families_->tls_reloads_success = &tls_reloads.Add({{"result", "success"}});
+  families_->tls_reloads_failure = &tls_reloads.Add({{"result", "failure"}});
 
   configured_.emplace("", std::make_unique<DeploymentSeries>("", *families_, false));
   for (const std::string& name : deployments) {
@@ -395,6 +488,20 @@ void Metrics::record_stream_chunk(std::string_view deployment) {
 void Metrics::client_connection_opened() { families_->client_connections.Increment(); }
 
 void Metrics::client_connection_closed() { families_->client_connections.Decrement(); }
+
+void Metrics::record_limit_hit(Limit limit) {
+  families_->limit_hits[static_cast<std::size_t>(limit)]->Increment();
+}
+
+void Metrics::record_auth_failure(AuthFailure failure) {
+  families_->auth_failures[static_cast<std::size_t>(failure)]->Increment();
+}
+
+void Metrics::record_tls_handshake_failure() { families_->tls_handshake_failures->Increment(); }
+
+void Metrics::record_tls_reload(bool success) {
+  (success ? families_->tls_reloads_success : families_->tls_reloads_failure)->Increment();
+}
 
 void Metrics::set_upstream_idle_source(std::function<std::size_t()> source) {
   std::lock_guard lock(idle_source_mutex_);

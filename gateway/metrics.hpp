@@ -37,6 +37,34 @@ enum class UpstreamErrorKind {
 
 std::string_view to_string(UpstreamErrorKind kind);
 
+// Configured limits, counted each time one is reached. The names are the
+// config keys.
+enum class Limit {
+  max_body_size,
+  max_header_size,
+  header_timeout,
+  keep_alive_timeout,
+  max_client_connections,
+  max_held_requests_per_deployment,
+  max_held_requests,
+  hold_timeout,
+  upstream_response_timeout,
+  client_write_timeout,
+  max_stream_duration,
+};
+
+std::string_view to_string(Limit limit);
+
+// Why a request was refused for its key.
+enum class AuthFailure {
+  missing_key,    // no key presented (401)
+  invalid_key,    // a key that is not configured (401)
+  model_denied,   // a valid key that may not use the model (403 or 404)
+  admin_denied,   // an admin endpoint without a valid admin key (401 or 403)
+};
+
+std::string_view to_string(AuthFailure failure);
+
 class Metrics final : public launcher::LifecycleObserver {
  public:
   // Series of the `deployments` (configured names) exist from the start,
@@ -64,6 +92,11 @@ class Metrics final : public launcher::LifecycleObserver {
 
   void client_connection_opened();
   void client_connection_closed();
+
+  void record_limit_hit(Limit limit);
+  void record_auth_failure(AuthFailure failure);
+  void record_tls_handshake_failure();
+  void record_tls_reload(bool success);
 
   // Sets the function that returns the number of idle upstream connections
   // at scrape time. It is called from whichever thread serves /metrics.

@@ -5,6 +5,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -45,11 +46,58 @@ awaitable<void> sweep_loop(ThreadContext& thread) {
 
 }  // namespace
 
-Server::Server(ServerContext& context, std::vector<asio::io_context*> contexts)
-    : context_(context), contexts_(std::move(contexts)), acceptor_(*contexts_.front()) {
+ConnectionLimit::ConnectionLimit(asio::any_io_executor acceptor_executor, std::size_t max)
+    : executor_(acceptor_executor), wakeup_(std::move(acceptor_executor)), max_(max) {}
+
+ConnectionLimit::Slot::~Slot() {
+  if (limit_ != nullptr) {
+    limit_->release();
+  }
+}
+
+bool ConnectionLimit::full() const { return open_.load() >= max_; }
+
+awaitable<void> ConnectionLimit::wait_for_room() {
+  while (full()) {
+    // release() cancels the wait. The expiry only bounds the wait in case
+    // a wake-up is lost.
+    wakeup_.expires_after(std::chrono::seconds(1));
+    boost::system::error_code error;
+    co_await wakeup_.async_wait(asio::redirect_error(asio::use_awaitable, error));
+    if (error && error != asio::error::operation_aborted) {
+      break;
+    }
+  }
+}
+
+ConnectionLimit::Slot ConnectionLimit::take() {
+  ++open_;
+  return Slot(this);
+}
+
+void ConnectionLimit::cancel() { wakeup_.cancel(); }
+
+void ConnectionLimit::release() {
+  // Only the connection that brings the count below the limit wakes the
+  // acceptor; the timer is touched only on the acceptor's executor.
+  if (open_.fetch_sub(1) == max_) {
+    asio::post(executor_, [this] { wakeup_.cancel(); });
+  }
+}
+
+Server::Server(ServerContext& context, std::vector<asio::io_context*> contexts, ListenerRole role)
+    : context_(context),
+      contexts_(std::move(contexts)),
+      role_(role),
+      acceptor_(*contexts_.front()),
+      connection_limit_(contexts_.front()->get_executor(),
+                        context.config.gateway.max_client_connections) {
   for (asio::io_context* io_context : contexts_) {
     threads_.push_back(std::make_unique<ThreadContext>(io_context->get_executor(),
                                                        context.config.gateway, random_prefix()));
+  }
+  if (role_ != ListenerRole::client) {
+    return;
   }
   context_.metrics.set_upstream_idle_source([this] {
     std::size_t count = 0;
@@ -60,24 +108,38 @@ Server::Server(ServerContext& context, std::vector<asio::io_context*> contexts)
   });
 }
 
-Server::~Server() { context_.metrics.set_upstream_idle_source({}); }
+Server::~Server() {
+  if (role_ == ListenerRole::client) {
+    context_.metrics.set_upstream_idle_source({});
+  }
+}
 
 void Server::listen() {
   const config::GatewaySettings& settings = context_.config.gateway;
-  boost::system::error_code error;
-  asio::ip::address address = asio::ip::make_address(settings.listen_address, error);
-  if (error) {
-    throw std::runtime_error("invalid listen address '" + settings.listen_address + "'");
+  std::string host = settings.listen_address;
+  std::uint16_t port = settings.listen_port;
+  std::string key = "gateway.listen";
+  if (role_ == ListenerRole::admin) {
+    host = settings.admin_listen.value().host;
+    port = settings.admin_listen->port;
+    key = "gateway.admin_listen";
   }
-  asio::ip::tcp::endpoint endpoint(address, settings.listen_port);
+
+  boost::system::error_code error;
+  asio::ip::address address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host,
+                                                     error);
+  if (error) {
+    throw std::runtime_error("invalid address '" + host + "' in " + key +
+                             "; write an IP address such as 127.0.0.1 or [::1]");
+  }
+  asio::ip::tcp::endpoint endpoint(address, port);
 
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true));
   acceptor_.bind(endpoint, error);
   if (error) {
-    throw std::runtime_error("cannot listen on " + settings.listen_address + ":" +
-                             std::to_string(settings.listen_port) + ": " + error.message() +
-                             "; free the port or change gateway.listen");
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             error.message() + "; free the port or change " + key);
   }
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
@@ -92,6 +154,7 @@ void Server::start() {
 void Server::stop_accepting() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  asio::post(acceptor_.get_executor(), [this] { connection_limit_.cancel(); });
 }
 
 asio::ip::tcp::endpoint Server::local_endpoint() const {
@@ -105,6 +168,17 @@ awaitable<void> Server::accept_loop() {
   asio::steady_timer backoff(acceptor_.get_executor());
 
   while (acceptor_.is_open()) {
+    // At max_client_connections new connections wait in the listen backlog.
+    if (role_ == ListenerRole::client && connection_limit_.full()) {
+      context_.metrics.record_limit_hit(Limit::max_client_connections);
+      log->debug("max_client_connections ({}) reached; new connections wait in the backlog",
+                 context_.config.gateway.max_client_connections);
+      co_await connection_limit_.wait_for_room();
+      if (!acceptor_.is_open()) {
+        co_return;
+      }
+    }
+
     asio::io_context& target = *contexts_[next];
     ThreadContext& thread = *threads_[next];
     next = (next + 1) % contexts_.size();
@@ -123,7 +197,10 @@ awaitable<void> Server::accept_loop() {
       continue;
     }
 
-    asio::co_spawn(target, serve_connection(std::move(socket), context_, thread),
+    ConnectionLimit::Slot slot =
+        role_ == ListenerRole::client ? connection_limit_.take() : ConnectionLimit::Slot();
+    asio::co_spawn(target,
+                   serve_connection(std::move(socket), context_, thread, role_, std::move(slot)),
                    [log](std::exception_ptr failure) {
                      if (!failure) {
                        return;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "gateway/api_keys.hpp"
 #include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
 #include "gateway/upstream_pool.hpp"
@@ -19,14 +20,32 @@
 
 namespace modelgate::gateway {
 
+class TlsContext;
+
 struct ServerContext {
+  ServerContext(const config::Config& config, launcher::Launcher& launcher,
+                routing::RouteStore& routes, Metrics& metrics)
+      : config(config), launcher(launcher), routes(routes), metrics(metrics),
+        api_keys(config.auth.api_keys), admin_keys(config.auth.admin_keys) {}
+
   const config::Config& config;
   launcher::Launcher& launcher;
   routing::RouteStore& routes;
   Metrics& metrics;
+  KeyRing api_keys;
+  KeyRing admin_keys;
+  TlsContext* tls = nullptr;  // null: the client listener speaks plain HTTP
   std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
   std::atomic<bool> shutting_down{false};
+  // Requests held on all I/O threads, against gateway.max_held_requests.
+  std::atomic<std::size_t> held_requests{0};
   LogFormat log_format = LogFormat::text;  // of the access log
+};
+
+// Which endpoints a listener serves.
+enum class ListenerRole {
+  client,  // the OpenAI endpoints, and the admin endpoints unless `admin` exists
+  admin,   // /admin/, /metrics and /health only
 };
 
 // Owned by one I/O thread; sessions on that thread use it without locks.

@@ -15,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -23,9 +24,11 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/access_log.hpp"
+#include "gateway/client_stream.hpp"
 #include "gateway/errors.hpp"
 #include "gateway/http_text.hpp"
 #include "gateway/log_format.hpp"
+#include "gateway/tls_context.hpp"
 #include "routing/logger.hpp"
 #include "routing/model_request.hpp"
 
@@ -37,6 +40,7 @@ namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 using Request = http::request<http::string_body>;
+using config::Duration;
 
 constexpr std::size_t kRelayBufferBytes = 64 * 1024;
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
@@ -44,6 +48,9 @@ constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
 // to stop between being chosen and counting the request in; then the
 // request goes back to the launcher.
 constexpr int kMaxAcquireAttempts = 3;
+// How long a TLS connection waits for the client's close_notify when it
+// closes.
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(1);
 
 std::shared_ptr<spdlog::logger> log() { return component_logger("gateway"); }
 std::shared_ptr<spdlog::logger> access_log() { return component_logger("access"); }
@@ -78,13 +85,36 @@ std::pair<ErrorKind, std::string> describe_model_error(const routing::ModelReque
   return {ErrorKind::invalid_request, "invalid request body"};
 }
 
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost") {
+    return true;
+  }
+  error_code error;
+  asio::ip::address address = asio::ip::make_address(host, error);
+  return !error && address.is_loopback();
+}
+
+std::shared_ptr<asio::ssl::context> tls_context_for(ServerContext& server, ListenerRole role) {
+  if (role != ListenerRole::client || server.tls == nullptr) {
+    return nullptr;
+  }
+  return server.tls->current();
+}
+
 class Session {
  public:
-  Session(asio::ip::tcp::socket socket, ServerContext& server, ThreadContext& thread)
-      : client_(std::move(socket)), server_(server), thread_(thread),
-        settings_(server.config.gateway) {
+  Session(asio::ip::tcp::socket socket, ServerContext& server, ThreadContext& thread,
+          ListenerRole role)
+      : client_(std::move(socket), tls_context_for(server, role)), server_(server),
+        thread_(thread), settings_(server.config.gateway), role_(role) {
     error_code ignored;
     client_address_ = client_.socket().remote_endpoint(ignored).address().to_string();
+    // The listener's configured address decides, not the connection's: a
+    // listener on 0.0.0.0 is reachable from other machines even when this
+    // client came over loopback, for example through a local proxy.
+    std::string host = role == ListenerRole::admin ? settings_.admin_listen.value().host
+                                                   : settings_.listen_address;
+    listener_is_loopback_ = is_loopback_host(host);
   }
 
   ~Session() { *alive_ = false; }
@@ -92,12 +122,28 @@ class Session {
   awaitable<void> run();
 
  private:
+  awaitable<bool> handshake();
+  awaitable<void> close();
   awaitable<std::optional<Request>> read_request(bool first);
   awaitable<bool> handle(Request& request);
+  awaitable<bool> handle_admin(Request& request, RequestRecord& record, std::string_view path,
+                               bool keep_alive);
+  // Returns the API key of a request to a model endpoint, or nullptr after
+  // rejecting the request (which `keep_alive` then tells about).
+  awaitable<const config::ApiKey*> authenticate(const Request& request, RequestRecord& record,
+                                                bool& keep_alive);
+  // Returns whether the request may use an admin endpoint; rejects it if not.
+  awaitable<bool> authorize_admin(const Request& request, RequestRecord& record,
+                                  bool& keep_alive);
+  // Rejects a request whose key may not use `model`, with 403 or, with
+  // auth.forbidden_status 404, as if the model did not exist.
+  awaitable<bool> reject_model_denied(RequestRecord& record, const std::string& model,
+                                      bool keep_alive);
   awaitable<bool> handle_model_request(Request& request, RequestRecord& record);
   awaitable<routing::InstancePtr> acquire_instance(const config::Deployment& deployment,
                                                    RequestRecord& record, bool& keep_alive);
-  awaitable<bool> proxy(Request& request, RequestRecord& record, routing::InstanceHandle& instance);
+  awaitable<bool> proxy(Request& request, RequestRecord& record,
+                        const config::Deployment& deployment, routing::InstanceHandle& instance);
   awaitable<bool> relay_response(Request& request, RequestRecord& record,
                                  UpstreamConnectionPtr upstream,
                                  http::response_parser<http::buffer_body>& parser,
@@ -105,6 +151,12 @@ class Session {
 
   awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
                          bool keep_alive);
+  // Ends a relayed response whose write to the client failed or timed out.
+  // Returns false: the connection closes.
+  bool client_write_failed(RequestRecord& record, const error_code& error);
+  // The time by which a response head must arrive, if any limit applies.
+  std::optional<Clock::time_point> response_deadline(const RequestRecord& record) const;
+  bool stream_deadline_passed(const RequestRecord& record) const;
   awaitable<bool> send_json(RequestRecord& record, int status, std::string body, bool keep_alive);
   void finish(RequestRecord& record);
 
@@ -112,15 +164,19 @@ class Session {
   void arm_watch();
   void stop_watch();
 
-  std::string models_body(const std::string* only) const;
+  // The model list, or the model `only`; with a key, only the models the
+  // key may use.
+  std::string models_body(const std::string* only, const config::ApiKey* key) const;
   std::string instances_body() const;
 
-  beast::tcp_stream client_;
+  ClientStream client_;
   beast::flat_buffer buffer_;
   ServerContext& server_;
   ThreadContext& thread_;
   const config::GatewaySettings& settings_;
+  ListenerRole role_;
   std::string client_address_;
+  bool listener_is_loopback_ = false;
   std::string head_;
 
   // Disconnect watch while a request is held or waits for its backend.
@@ -132,8 +188,9 @@ class Session {
 
 awaitable<void> Session::run() {
   server_.metrics.client_connection_opened();
+  bool handshake_done = co_await handshake();
   bool first = true;
-  for (;;) {
+  while (handshake_done) {
     std::optional<Request> request = co_await read_request(first);
     first = false;
     if (!request) {
@@ -145,10 +202,36 @@ awaitable<void> Session::run() {
     }
   }
 
+  co_await close();
+  server_.metrics.client_connection_closed();
+}
+
+awaitable<bool> Session::handshake() {
+  if (!client_.is_tls()) {
+    co_return true;
+  }
+  error_code error;
+  client_.expires_after(settings_.header_timeout);
+  co_await client_.tls().async_handshake(asio::ssl::stream_base::server,
+                                         asio::redirect_error(asio::use_awaitable, error));
+  client_.expires_never();
+  if (error) {
+    server_.metrics.record_tls_handshake_failure();
+    log()->debug("TLS handshake with {} failed: {}", client_address_, error.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+awaitable<void> Session::close() {
   error_code ignored;
+  if (client_.is_tls() && client_.socket().is_open()) {
+    // Send close_notify; the client's reply is awaited only briefly.
+    client_.expires_after(kTlsShutdownTimeout);
+    co_await client_.tls().async_shutdown(asio::redirect_error(asio::use_awaitable, ignored));
+  }
   client_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   client_.close();
-  server_.metrics.client_connection_closed();
 }
 
 awaitable<std::optional<Request>> Session::read_request(bool first) {
@@ -161,6 +244,9 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
     std::size_t count = co_await client_.async_read_some(
         buffer_.prepare(4096), asio::redirect_error(asio::use_awaitable, error));
     buffer_.commit(count);
+    if (error == beast::error::timeout) {
+      server_.metrics.record_limit_hit(first ? Limit::header_timeout : Limit::keep_alive_timeout);
+    }
     if (error) {
       co_return std::nullopt;  // closed, reset or idle, so no response is due
     }
@@ -196,11 +282,13 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
   RequestRecord record;
   record.id = thread_.next_request_id();
   if (error == http::error::body_limit) {
+    server_.metrics.record_limit_hit(Limit::max_body_size);
     co_await reject(record, ErrorKind::body_too_large,
                     "request body exceeds the limit of " + std::to_string(settings_.max_body_bytes) +
                         " bytes",
                     false);
   } else if (error == http::error::header_limit) {
+    server_.metrics.record_limit_hit(Limit::max_header_size);
     co_await reject(record, ErrorKind::header_too_large,
                     "request headers exceed the limit of " +
                         std::to_string(settings_.max_header_bytes) + " bytes",
@@ -211,6 +299,7 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
     log()->debug("request {} from {} did not arrive within the header timeout", record.id,
                  client_address_);
     record.dropped = "header_timeout";
+    server_.metrics.record_limit_hit(Limit::header_timeout);
     finish(record);
   } else if (error.category() == make_error_code(http::error::bad_method).category() &&
              error != http::error::end_of_stream && error != http::error::partial_message) {
@@ -230,6 +319,25 @@ awaitable<bool> Session::handle(Request& request) {
   std::string_view path = target.substr(0, target.find('?'));
   http::verb method = request.method();
 
+  // The admin listener serves the operator's endpoints only.
+  bool admin_here = role_ == ListenerRole::admin || !settings_.admin_listen;
+  bool admin_path = path == "/metrics" || path == "/admin" || path.starts_with("/admin/");
+  if (admin_path && admin_here) {
+    co_return co_await handle_admin(request, record, path, keep_alive);
+  }
+  if (path == "/health" && method == http::verb::get) {
+    record.endpoint = "health";
+    co_return co_await send_json(record, 200, R"({"status":"ok"})", keep_alive);
+  }
+  if (role_ == ListenerRole::admin) {
+    co_return co_await reject(record, ErrorKind::unknown_endpoint,
+                              "unknown endpoint " + std::string(method_string(method)) + " " +
+                                  std::string(path) +
+                                  "; the admin listener serves /admin/instances, /metrics and "
+                                  "/health",
+                              keep_alive);
+  }
+
   // OpenAI endpoints routed by the body's model.
   std::string_view endpoint = model_endpoint_label(path);
   if (!endpoint.empty()) {
@@ -241,56 +349,29 @@ awaitable<bool> Session::handle(Request& request) {
     co_return co_await handle_model_request(request, record);
   }
 
-  // The gateway's own endpoints.
+  // The model list, with only the models the key may use.
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     record.endpoint = "models";
     if (method != http::verb::get) {
       co_return co_await reject(record, ErrorKind::method_not_allowed,
                                 "/v1/models accepts GET only", keep_alive);
     }
+    const config::ApiKey* key = co_await authenticate(request, record, keep_alive);
+    if (!server_.api_keys.empty() && key == nullptr) {
+      co_return keep_alive;
+    }
     if (path == "/v1/models") {
-      co_return co_await send_json(record, 200, models_body(nullptr), keep_alive);
+      co_return co_await send_json(record, 200, models_body(nullptr, key), keep_alive);
     }
     std::string name = percent_decode(path.substr(std::string_view("/v1/models/").size()));
     if (server_.config.find_deployment(name) == nullptr) {
       co_return co_await reject(record, ErrorKind::model_not_found,
                                 "The model '" + name + "' does not exist", keep_alive);
     }
-    co_return co_await send_json(record, 200, models_body(&name), keep_alive);
-  }
-  if (path == "/health" && method == http::verb::get) {
-    record.endpoint = "health";
-    co_return co_await send_json(record, 200, R"({"status":"ok"})", keep_alive);
-  }
-  // TODO: serve /admin/ on a separate admin listener with API keys. On the
-  // main listener, every client can read the backends' log lines here.
-  if (path == "/admin/instances") {
-    record.endpoint = "admin";
-    if (method != http::verb::get) {
-      co_return co_await reject(record, ErrorKind::method_not_allowed,
-                                "/admin/instances accepts GET only", keep_alive);
+    if (key != nullptr && !key_allows(*key, name)) {
+      co_return co_await reject_model_denied(record, name, keep_alive);
     }
-    co_return co_await send_json(record, 200, instances_body(), keep_alive);
-  }
-  if (path == "/metrics" && method == http::verb::get) {
-    record.endpoint = "metrics";
-    std::string body = server_.metrics.serialize();
-    head_.clear();
-    append_status_line(head_, 200);
-    append_header(head_, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    append_header(head_, "Content-Length", std::to_string(body.size()));
-    append_header(head_, "X-Request-Id", record.id);
-    if (!keep_alive) {
-      append_header(head_, "Connection", "close");
-    }
-    head_ += "\r\n";
-    error_code error;
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-    co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
-    record.status = 200;
-    record.bytes_sent = body.size();
-    finish(record);
-    co_return keep_alive && !error;
+    co_return co_await send_json(record, 200, models_body(&name, key), keep_alive);
   }
 
   co_return co_await reject(record, ErrorKind::unknown_endpoint,
@@ -299,8 +380,140 @@ awaitable<bool> Session::handle(Request& request) {
                             keep_alive);
 }
 
+awaitable<bool> Session::handle_admin(Request& request, RequestRecord& record,
+                                      std::string_view path, bool keep_alive) {
+  http::verb method = request.method();
+  record.endpoint = path == "/metrics" ? "metrics" : "admin";
+  if (method != http::verb::get) {
+    co_return co_await reject(record, ErrorKind::method_not_allowed,
+                              std::string(path) + " accepts GET only", keep_alive);
+  }
+
+  // /metrics on the client listener is open unless protect_metrics is set.
+  bool open_metrics = path == "/metrics" && role_ == ListenerRole::client &&
+                      !server_.config.auth.protect_metrics;
+  if (!open_metrics) {
+    bool allowed = co_await authorize_admin(request, record, keep_alive);
+    if (!allowed) {
+      co_return keep_alive;
+    }
+  }
+
+  if (path == "/admin/instances") {
+    co_return co_await send_json(record, 200, instances_body(), keep_alive);
+  }
+  if (path != "/metrics") {
+    co_return co_await reject(record, ErrorKind::unknown_endpoint,
+                              "unknown endpoint GET " + std::string(path) +
+                                  "; the admin endpoints are /admin/instances and /metrics",
+                              keep_alive);
+  }
+
+  std::string body = server_.metrics.serialize();
+  head_.clear();
+  append_status_line(head_, 200);
+  append_header(head_, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  append_header(head_, "Content-Length", std::to_string(body.size()));
+  append_header(head_, "X-Request-Id", record.id);
+  if (!keep_alive) {
+    append_header(head_, "Connection", "close");
+  }
+  head_ += "\r\n";
+  error_code error;
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+  client_.expires_after(settings_.client_write_timeout);
+  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
+  client_.expires_never();
+  record.status = 200;
+  record.bytes_sent = body.size();
+  if (error) {
+    record.dropped = "client_write_failed";
+  }
+  finish(record);
+  co_return keep_alive && !error;
+}
+
+// Returns the key a request presents in `Authorization: Bearer KEY` or, when
+// that is absent, in `x-api-key`.
+std::string_view presented_key(const Request& request) {
+  auto authorization = request[http::field::authorization];
+  if (!authorization.empty()) {
+    return bearer_token(std::string_view(authorization.data(), authorization.size()));
+  }
+  auto api_key = request["x-api-key"];
+  return std::string_view(api_key.data(), api_key.size());
+}
+
+awaitable<const config::ApiKey*> Session::authenticate(const Request& request,
+                                                       RequestRecord& record,
+                                                       bool& keep_alive) {
+  if (server_.api_keys.empty()) {
+    co_return nullptr;
+  }
+  std::string_view presented = presented_key(request);
+  const config::ApiKey* key = server_.api_keys.find(presented);
+  if (key != nullptr) {
+    record.key_name = key->name;
+    co_return key;
+  }
+
+  bool missing = presented.empty();
+  server_.metrics.record_auth_failure(missing ? AuthFailure::missing_key
+                                              : AuthFailure::invalid_key);
+  std::string message = missing ? "You didn't provide an API key. Send it as "
+                                  "'Authorization: Bearer KEY' or 'x-api-key: KEY'"
+                                : "Incorrect API key provided";
+  keep_alive = co_await reject(record, ErrorKind::unauthorized, std::move(message), keep_alive);
+  co_return nullptr;
+}
+
+awaitable<bool> Session::authorize_admin(const Request& request, RequestRecord& record,
+                                         bool& keep_alive) {
+  // Without admin keys, only a listener on loopback serves admin endpoints.
+  if (server_.admin_keys.empty()) {
+    if (listener_is_loopback_) {
+      co_return true;
+    }
+    server_.metrics.record_auth_failure(AuthFailure::admin_denied);
+    keep_alive = co_await reject(record, ErrorKind::admin_forbidden,
+                                 "admin endpoints on a listener that other machines can reach "
+                                 "need an admin key; the operator sets auth.admin_keys or "
+                                 "gateway.admin_listen",
+                                 keep_alive);
+    co_return false;
+  }
+
+  const config::ApiKey* key = server_.admin_keys.find(presented_key(request));
+  if (key != nullptr) {
+    record.key_name = key->name;
+    co_return true;
+  }
+  server_.metrics.record_auth_failure(AuthFailure::admin_denied);
+  keep_alive = co_await reject(record, ErrorKind::unauthorized,
+                               "this endpoint needs an admin key as 'Authorization: Bearer KEY'",
+                               keep_alive);
+  co_return false;
+}
+
+awaitable<bool> Session::reject_model_denied(RequestRecord& record, const std::string& model,
+                                             bool keep_alive) {
+  server_.metrics.record_auth_failure(AuthFailure::model_denied);
+  if (server_.config.auth.forbidden_status == 404) {
+    co_return co_await reject(record, ErrorKind::model_not_found,
+                              "The model '" + model + "' does not exist", keep_alive);
+  }
+  co_return co_await reject(record, ErrorKind::model_forbidden,
+                            "this API key may not use the model '" + model + "'", keep_alive);
+}
+
 awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& record) {
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
+
+  // The key comes first, so that a client without one learns nothing else.
+  const config::ApiKey* key = co_await authenticate(request, record, keep_alive);
+  if (!server_.api_keys.empty() && key == nullptr) {
+    co_return keep_alive;
+  }
 
   // Route by the body's "model".
   routing::ModelRequest parsed = routing::parse_model_request(request.body());
@@ -315,6 +528,9 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
     co_return co_await reject(record, ErrorKind::model_not_found,
                               "The model '" + parsed.model + "' does not exist", keep_alive);
   }
+  if (key != nullptr && !key_allows(*key, deployment->name)) {
+    co_return co_await reject_model_denied(record, deployment->name, keep_alive);
+  }
   record.deployment = deployment->name;
 
   // A RUNNING instance serves at once; otherwise the request is held.
@@ -327,7 +543,7 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
   }
   record.instance = instance->id();
 
-  bool result = co_await proxy(request, record, *instance);
+  bool result = co_await proxy(request, record, *deployment, *instance);
   instance->release();
   co_return result && keep_alive;
 }
@@ -340,12 +556,25 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
   auto executor = co_await asio::this_coro::executor;
 
   for (int attempt = 0; attempt < kMaxAcquireAttempts; ++attempt) {
+    // Every I/O thread holds requests; together they stay within
+    // max_held_requests.
+    if (server_.held_requests.fetch_add(1) >= settings_.max_held_requests) {
+      server_.held_requests.fetch_sub(1);
+      server_.metrics.record_limit_hit(Limit::max_held_requests);
+      keep_alive = co_await reject(record, ErrorKind::queue_full,
+                                   std::to_string(settings_.max_held_requests) +
+                                       " requests are already waiting for models to start",
+                                   keep_alive);
+      co_return nullptr;
+    }
+
     auto held = std::make_shared<launcher::HeldRequest>(executor, deadline, record.id);
     watch_client([held] {
       held->complete({launcher::AcquireStatus::client_gone, nullptr, "the client disconnected"});
     });
     launcher::AcquireResult result = co_await server_.launcher.acquire(deployment, held);
     stop_watch();
+    server_.held_requests.fetch_sub(1);
     record.held = true;
     record.held_ms = milliseconds_since(held_since);
 
@@ -370,6 +599,7 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
                                      keep_alive);
         co_return nullptr;
       case AcquireStatus::hold_timed_out:
+        server_.metrics.record_limit_hit(Limit::hold_timeout);
         keep_alive = co_await reject(
             record, ErrorKind::hold_timeout,
             "timed out after " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
@@ -379,6 +609,7 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
             keep_alive);
         co_return nullptr;
       case AcquireStatus::queue_full:
+        server_.metrics.record_limit_hit(Limit::max_held_requests_per_deployment);
         keep_alive = co_await reject(record, ErrorKind::queue_full, result.reason, keep_alive);
         co_return nullptr;
       case AcquireStatus::shutting_down:
@@ -395,10 +626,12 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
 }
 
 awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
+                               const config::Deployment& deployment,
                                routing::InstanceHandle& instance) {
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
   std::string upstream_head = build_upstream_head(request, instance.host(), instance.port(),
-                                                  record.id, client_address_);
+                                                  record.id, client_address_,
+                                                  deployment.upstream_api_key);
   std::string_view backend = instance.id();
 
   // The backend may close a reused keep-alive connection just as the request
@@ -415,8 +648,11 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
                                 keep_alive);
     }
 
-    if (settings_.upstream_response_timeout > std::chrono::milliseconds::zero()) {
-      upstream->stream.expires_after(settings_.upstream_response_timeout);
+    // The head must arrive within upstream_response_timeout, and the whole
+    // response within max_stream_duration of the request's arrival.
+    std::optional<Clock::time_point> deadline = response_deadline(record);
+    if (deadline) {
+      upstream->stream.expires_at(*deadline);
     }
     std::array<asio::const_buffer, 2> buffers{asio::buffer(upstream_head),
                                               asio::buffer(request.body())};
@@ -457,9 +693,13 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     }
     if (error == beast::error::timeout) {
       server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::timeout);
+      Limit limit = stream_deadline_passed(record) ? Limit::max_stream_duration
+                                                   : Limit::upstream_response_timeout;
+      server_.metrics.record_limit_hit(limit);
       co_return co_await reject(record, ErrorKind::backend_timeout,
                                 "instance " + std::string(backend) + " of model '" +
-                                    record.deployment + "' did not respond within the upstream response timeout",
+                                    record.deployment + "' did not respond within " +
+                                    std::string(to_string(limit)),
                                 keep_alive);
     }
     if (error) {
@@ -479,9 +719,13 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
                                         UpstreamConnectionPtr upstream,
                                         http::response_parser<http::buffer_body>& parser,
                                         routing::InstanceHandle& instance) {
-  upstream->stream.expires_never();
-  // TODO: no write timeout towards the client yet, so a client that stops
-  // reading keeps its upstream connection open.
+  // The body may take until max_stream_duration; each write to the client
+  // must progress within client_write_timeout.
+  if (settings_.max_stream_duration > Duration::zero()) {
+    upstream->stream.expires_at(record.received + settings_.max_stream_duration);
+  } else {
+    upstream->stream.expires_never();
+  }
   auto& response = parser.get();
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
 
@@ -508,14 +752,13 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   bool head_sent = false;
   error_code error;
   if (!has_body || upstream->buffer.size() == 0) {
+    client_.expires_after(settings_.client_write_timeout);
     co_await asio::async_write(client_, asio::buffer(head_),
                                asio::redirect_error(asio::use_awaitable, error));
     head_sent = true;
     record.first_byte_ms = milliseconds_since(record.received);
     if (error) {
-      record.dropped = "client_write_failed";
-      finish(record);
-      co_return false;
+      co_return client_write_failed(record, error);
     }
   }
 
@@ -534,6 +777,21 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     }
     std::size_t count = kRelayBufferBytes - response.body().size;
 
+    if (error == beast::error::timeout) {
+      // max_stream_duration passed. Closing both connections tells the
+      // client that the response is incomplete, and the backend to stop.
+      server_.metrics.record_limit_hit(Limit::max_stream_duration);
+      log()->info("request {} to instance {} of '{}' ended after max_stream_duration", record.id,
+                  instance.id(), printable(record.deployment));
+      if (!head_sent) {
+        co_return co_await reject(record, ErrorKind::backend_timeout,
+                                  "the response did not end within max_stream_duration",
+                                  keep_alive);
+      }
+      record.dropped = "max_stream_duration";
+      finish(record);
+      co_return false;
+    }
     if (error) {
       // The backend broke off mid-response. Without a head sent, the client
       // still gets an error; after it, closing the connection is the signal.
@@ -567,6 +825,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }
+    client_.expires_after(settings_.client_write_timeout);
     co_await asio::async_write(client_, std::span(buffers.data(), used),
                                asio::redirect_error(asio::use_awaitable, error));
     if (!head_sent) {
@@ -574,11 +833,9 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       record.first_byte_ms = milliseconds_since(record.received);
     }
     if (error) {
-      // The client left: drop the upstream connection, which cancels the
-      // backend's work on it.
-      record.dropped = "client_write_failed";
-      finish(record);
-      co_return false;
+      // The client left or stopped reading: drop the upstream connection,
+      // which cancels the backend's work on it.
+      co_return client_write_failed(record, error);
     }
     record.bytes_sent += count;
     if (record.stream) {
@@ -587,20 +844,53 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   }
 
   if (chunked) {
+    client_.expires_after(settings_.client_write_timeout);
     co_await asio::async_write(client_, asio::buffer(std::string_view("0\r\n\r\n")),
                                asio::redirect_error(asio::use_awaitable, error));
     if (error) {
-      record.dropped = "client_write_failed";
-      finish(record);
-      co_return false;
+      co_return client_write_failed(record, error);
     }
   }
+  client_.expires_never();
 
   if (parser.keep_alive()) {
+    upstream->stream.expires_never();
     thread_.upstream_pool.release(instance.host(), instance.port(), std::move(upstream));
   }
   finish(record);
   co_return keep_alive;
+}
+
+bool Session::client_write_failed(RequestRecord& record, const error_code& error) {
+  if (error == beast::error::timeout) {
+    server_.metrics.record_limit_hit(Limit::client_write_timeout);
+    log()->debug("request {} from {}: the client read nothing for client_write_timeout",
+                 record.id, client_address_);
+    record.dropped = "client_write_timeout";
+  } else {
+    record.dropped = "client_write_failed";
+  }
+  finish(record);
+  return false;
+}
+
+std::optional<Clock::time_point> Session::response_deadline(const RequestRecord& record) const {
+  std::optional<Clock::time_point> deadline;
+  if (settings_.upstream_response_timeout > Duration::zero()) {
+    deadline = Clock::now() + settings_.upstream_response_timeout;
+  }
+  if (settings_.max_stream_duration > Duration::zero()) {
+    Clock::time_point stream_end = record.received + settings_.max_stream_duration;
+    if (!deadline || stream_end < *deadline) {
+      deadline = stream_end;
+    }
+  }
+  return deadline;
+}
+
+bool Session::stream_deadline_passed(const RequestRecord& record) const {
+  return settings_.max_stream_duration > Duration::zero() &&
+         Clock::now() >= record.received + settings_.max_stream_duration;
 }
 
 awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::string message,
@@ -618,16 +908,22 @@ awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::stri
   if (info.retry_after_seconds) {
     append_header(head_, "Retry-After", std::to_string(*info.retry_after_seconds));
   }
+  if (info.status == 401) {
+    append_header(head_, "WWW-Authenticate", "Bearer realm=\"modelgate\"");
+  }
   if (!keep_alive) {
     append_header(head_, "Connection", "close");
   }
   head_ += "\r\n";
 
-  client_.expires_after(settings_.keep_alive_timeout);
+  client_.expires_after(settings_.client_write_timeout);
   error_code error;
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
   co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
   client_.expires_never();
+  if (error == beast::error::timeout) {
+    server_.metrics.record_limit_hit(Limit::client_write_timeout);
+  }
 
   record.status = info.status;
   record.bytes_sent = body.size();
@@ -652,7 +948,12 @@ awaitable<bool> Session::send_json(RequestRecord& record, int status, std::strin
 
   error_code error;
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
+  client_.expires_after(settings_.client_write_timeout);
   co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
+  client_.expires_never();
+  if (error == beast::error::timeout) {
+    server_.metrics.record_limit_hit(Limit::client_write_timeout);
+  }
   record.status = status;
   record.bytes_sent = body.size();
   if (error) {
@@ -731,13 +1032,16 @@ void Session::stop_watch() {
   client_.socket().cancel(ignored);
 }
 
-std::string Session::models_body(const std::string* only) const {
+std::string Session::models_body(const std::string* only, const config::ApiKey* key) const {
   auto created = std::chrono::duration_cast<std::chrono::seconds>(
                      server_.started_at.time_since_epoch())
                      .count();
   nlohmann::json data = nlohmann::json::array();
   for (const launcher::DeploymentStatus& status : server_.launcher.deployments()) {
     if (only != nullptr && status.name != *only) {
+      continue;
+    }
+    if (key != nullptr && !key_allows(*key, status.name)) {
       continue;
     }
     nlohmann::json model = {{"id", status.name},
@@ -792,10 +1096,12 @@ std::string ThreadContext::next_request_id() {
 }
 
 awaitable<void> serve_connection(asio::ip::tcp::socket socket, ServerContext& server,
-                                 ThreadContext& thread) {
+                                 ThreadContext& thread, ListenerRole role,
+                                 [[maybe_unused]] ConnectionLimit::Slot slot) {
+  // `slot` counts the connection until this coroutine ends.
   error_code ignored;
   socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-  Session session(std::move(socket), server, thread);
+  Session session(std::move(socket), server, thread, role);
   co_await session.run();
 }
 

@@ -7,11 +7,13 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "gateway/server.hpp"
 #include "gateway/server_context.hpp"
 
 namespace modelgate::gateway {
 
 awaitable<void> serve_connection(asio::ip::tcp::socket socket, ServerContext& server,
-                                 ThreadContext& thread);
+                                 ThreadContext& thread, ListenerRole role,
+                                 ConnectionLimit::Slot slot);
 
 }  // namespace modelgate::gateway

@@ -122,6 +122,29 @@ TEST(BuildUpstreamHead, DropsFieldsNamedInConnection) {
   EXPECT_EQ(head.value("X-End-To-End"), "kept") << "field not named in Connection";
 }
 
+TEST(BuildUpstreamHead, DropsClientCredentials) {
+  Request request = chat_request();
+  request.set(http::field::authorization, "Bearer sk-client");
+  request.insert("X-Api-Key", "sk-client");
+
+  ParsedHead head = upstream_head(request);
+
+  EXPECT_EQ(head.count("Authorization"), 0) << "forwarded the client's Authorization";
+  EXPECT_EQ(head.count("X-Api-Key"), 0) << "forwarded the client's x-api-key";
+}
+
+TEST(BuildUpstreamHead, SendsDeploymentKey) {
+  Request request = chat_request();
+  request.set(http::field::authorization, "Bearer sk-client");
+
+  ParsedHead head = parse_head(
+      build_upstream_head(request, "127.0.0.1", 8001, "req-1", "10.0.0.5", "backend-key"));
+
+  EXPECT_EQ(head.count("Authorization"), 1) << "Authorization fields";
+  EXPECT_EQ(head.value("Authorization"), "Bearer backend-key");
+  EXPECT_TRUE(head.ends_with_blank_line);
+}
+
 TEST(BuildUpstreamHead, ReplacesHost) {
   ParsedHead head = upstream_head(chat_request());
 

@@ -212,9 +212,11 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 GatewayProcess::GatewayProcess(const TempDir& dir, std::string config_yaml,
                                const std::vector<std::string>& extra_args)
-    : dir_(dir.path()), port_(reserve_port()) {
+    : dir_(dir.path()), port_(reserve_port()), admin_port_(reserve_port()) {
   std::uint16_t base = random_port_base(40);
+  uses_admin_port_ = config_yaml.find("{{ADMIN_PORT}}") != std::string::npos;
   replace_all(config_yaml, "{{GATEWAY_PORT}}", std::to_string(port_));
+  replace_all(config_yaml, "{{ADMIN_PORT}}", std::to_string(admin_port_));
   replace_all(config_yaml, "{{STUB}}", stub_binary());
   replace_all(config_yaml, "{{DIR}}", dir_.string());
   replace_all(config_yaml, "{{PORTS}}", std::to_string(base) + "-" + std::to_string(base + 39));
@@ -231,12 +233,48 @@ bool GatewayProcess::wait_ready(std::chrono::milliseconds timeout) {
   return wait_until(
       [&] {
         try {
-          return http_request(port_, "GET", "/health", {}, {}, 2s).status == 200;
+          std::uint16_t port = uses_admin_port_ ? admin_port_ : port_;
+          return http_request(port, "GET", "/health", {}, {}, 2s).status == 200;
         } catch (const std::exception&) {
           return false;
         }
       },
       timeout);
+}
+
+std::string GatewayProcess::metrics() {
+  std::uint16_t port = uses_admin_port_ ? admin_port_ : port_;
+  return http_request(port, "GET", "/metrics", {}, {}, 10s).body;
+}
+
+double metric_value(const std::string& exposition, const std::string& series) {
+  std::size_t start = 0;
+  while (start < exposition.size()) {
+    std::size_t end = exposition.find('\n', start);
+    if (end == std::string::npos) {
+      end = exposition.size();
+    }
+    std::string_view line(exposition.data() + start, end - start);
+    if (line.size() > series.size() && line.starts_with(series) && line[series.size()] == ' ') {
+      return std::stod(std::string(line.substr(series.size() + 1)));
+    }
+    start = end + 1;
+  }
+  return -1;
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                          std::chrono::milliseconds timeout) {
+  static int counter = 0;
+  std::filesystem::path output = dir / ("command-" + std::to_string(++counter) + ".out");
+  ChildProcess child(argv, output);
+  std::optional<int> status = child.wait_exit(timeout);
+  CommandResult result;
+  if (status && WIFEXITED(*status)) {
+    result.exit_code = WEXITSTATUS(*status);
+  }
+  result.output = read_file(output);
+  return result;
 }
 
 HttpResponse GatewayProcess::chat(const std::string& model, const std::string& extra_fields) {

@@ -82,13 +82,28 @@ HttpResponse http_request(std::uint16_t port, const std::string& method,
                           const std::map<std::string, std::string>& headers = {},
                           std::chrono::seconds timeout = 60s);
 
+// Returns the value of the series `series` (name and labels exactly as
+// exposed, such as `modelgate_limit_hits_total{limit="hold_timeout"}`) in a
+// Prometheus text exposition, or -1 when the series is absent.
+double metric_value(const std::string& exposition, const std::string& series);
+
+struct CommandResult {
+  int exit_code = -1;  // -1: killed by a signal or timed out
+  std::string output;  // stdout and stderr
+};
+
+// Runs a command to its end, with its output in a file under `dir`.
+CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                          std::chrono::milliseconds timeout = 30s);
+
 // A running gateway on a config written by the test.
 class GatewayProcess {
  public:
   // Writes `config_yaml` to DIR/config.yaml and starts the gateway on it.
-  // The text may use {{GATEWAY_PORT}}, {{STUB}}, {{DIR}} and {{PORTS}} (a
-  // free range of 40 ports), which are replaced first. `extra_args` are
-  // added to the gateway's command line.
+  // The text may use {{GATEWAY_PORT}}, {{ADMIN_PORT}}, {{STUB}}, {{DIR}} and
+  // {{PORTS}} (a free range of 40 ports), which are replaced first.
+  // `extra_args` are added to the gateway's command line. With
+  // {{ADMIN_PORT}} in the config, wait_ready() asks the admin listener.
   GatewayProcess(const TempDir& dir, std::string config_yaml,
                  const std::vector<std::string>& extra_args = {});
 
@@ -96,6 +111,10 @@ class GatewayProcess {
   bool wait_ready(std::chrono::milliseconds timeout = 10s);
 
   std::uint16_t port() const { return port_; }
+  std::uint16_t admin_port() const { return admin_port_; }
+  // GET /metrics from the admin listener if there is one, else from the
+  // client listener.
+  std::string metrics();
   ChildProcess& process() { return *process_; }
   std::string log() const { return process_->output(); }
   const std::filesystem::path& dir() const { return dir_; }
@@ -105,6 +124,8 @@ class GatewayProcess {
  private:
   std::filesystem::path dir_;
   std::uint16_t port_;
+  std::uint16_t admin_port_;
+  bool uses_admin_port_ = false;
   std::unique_ptr<ChildProcess> process_;
 };
 
