@@ -307,11 +307,38 @@ Config load_config(const std::filesystem::path& path) {
 
 namespace {
 
-// yaml-cpp 0.7 (Debian 12) never returns, and keeps allocating, when a
-// document's first token is ','. Returns that comma's position, found by
-// skipping blank lines, comments, directives and document markers.
-std::optional<Location> find_comma_starting_document(std::string_view text) {
+// Whether a document's first content line starts a plain scalar rather
+// than a mapping: it starts with no YAML indicator and has no ':' followed
+// by a space, a tab or the end of the line.
+bool starts_plain_scalar(std::string_view content) {
+  static constexpr std::string_view kIndicators = "-?[]{}\"'!&*|>%@`";
+  if (kIndicators.find(content.front()) != std::string_view::npos) {
+    return false;
+  }
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    if (content[i] == '#' && i > 0 && (content[i - 1] == ' ' || content[i - 1] == '\t')) {
+      break;  // a comment
+    }
+    bool value_follows = i + 1 == content.size() || content[i + 1] == ' ' ||
+                         content[i + 1] == '\t' || content[i + 1] == '\r';
+    if (content[i] == ':' && value_follows) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// yaml-cpp 0.7 (Debian 12) never returns, and keeps allocating, on some
+// invalid documents: when a document's first token is ',', when a line
+// starting with ',' follows a comment inside a top-level plain scalar, and
+// when a line starts with ',' left of the document's first content. A config
+// document must be a mapping, and none of these is valid YAML, so they are
+// rejected here, before yaml-cpp reads them. Blank lines, comments,
+// directives and document markers are skipped.
+std::optional<ConfigError> reject_before_parsing(std::string_view text,
+                                                 const std::string& file_name) {
   bool at_document_start = true;
+  std::size_t document_column = 0;  // of the document's first content
   int line_number = 0;
   while (!text.empty()) {
     ++line_number;
@@ -326,18 +353,33 @@ std::optional<Location> find_comma_starting_document(std::string_view text) {
     } else if (at_document_start && line.starts_with("%")) {
       continue;
     }
-    if (!at_document_start) {
-      continue;
-    }
 
     std::size_t first = line.find_first_not_of(" \t\r", column);
     if (first == std::string_view::npos || line[first] == '#') {
       continue;
     }
+    Location location{line_number, static_cast<int>(first) + 1};
+    if (!at_document_start) {
+      if (line[first] == ',' && first < document_column) {
+        return ConfigError(file_name, location, "",
+                           "invalid YAML: a line starts with ',' left of the document's "
+                           "indentation",
+                           "Remove the stray comma, or indent the line");
+      }
+      continue;
+    }
     if (line[first] == ',') {
-      return Location{line_number, static_cast<int>(first) + 1};
+      return ConfigError(file_name, location, "",
+                         "invalid YAML: a document cannot start with ','",
+                         "Remove the stray comma");
+    }
+    if (starts_plain_scalar(line.substr(first))) {
+      return ConfigError(file_name, location, "", "the document is not a mapping",
+                         "Write the top level as `key: value` lines with the keys gateway, "
+                         "auth, workers, backends and deployments");
     }
     at_document_start = false;
+    document_column = first;
   }
   return std::nullopt;
 }
@@ -347,9 +389,8 @@ std::optional<Location> find_comma_starting_document(std::string_view text) {
 Config parse_config(std::string_view yaml_text, const std::string& file_name) {
   detail::Reader reader(file_name);
 
-  if (std::optional<Location> comma = find_comma_starting_document(yaml_text)) {
-    throw ConfigError(file_name, *comma, "", "invalid YAML: a document cannot start with ','",
-                      "Remove the stray comma");
+  if (std::optional<ConfigError> error = reject_before_parsing(yaml_text, file_name)) {
+    throw *error;
   }
 
   std::vector<YAML::Node> documents;
