@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -276,6 +278,32 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
   return 0;
 }
 
+// yaml-cpp 0.7 (Debian 12) never returns on some malformed documents that
+// the loader does not screen out. Reading the config runs under an alarm,
+// so that such a file ends the program with a message instead of a hang.
+constexpr unsigned kConfigReadSeconds = 10;
+char config_read_message[512];
+
+void on_config_read_alarm(int) {
+  ::write(STDERR_FILENO, config_read_message, std::strlen(config_read_message));
+  ::_exit(kExitConfig);
+}
+
+void arm_config_read_alarm(const std::string& config_path) {
+  std::snprintf(config_read_message, sizeof config_read_message,
+                "modelgate: invalid config: %s: the YAML parser did not finish within %u s. "
+                "yaml-cpp 0.7 loops on some malformed YAML, most often a ',' outside "
+                "brackets; check the file's commas and indentation.\n",
+                config_path.c_str(), kConfigReadSeconds);
+  ::signal(SIGALRM, on_config_read_alarm);
+  ::alarm(kConfigReadSeconds);
+}
+
+void disarm_config_read_alarm() {
+  ::alarm(0);
+  ::signal(SIGALRM, SIG_DFL);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -286,12 +314,14 @@ int main(int argc, char** argv) {
   }
 
   config::Config config;
+  arm_config_read_alarm(options->config_path);
   try {
     config = config::load_config(options->config_path);
   } catch (const config::ConfigError& error) {
     std::cerr << "modelgate: invalid config: " << error.what() << "\n";
     return kExitConfig;
   }
+  disarm_config_read_alarm();
 
   if (options->command == "validate") {
     std::cout << options->config_path << ": valid (" << config.workers.size() << " worker(s), "
