@@ -103,6 +103,9 @@ struct GatewaySettings {
   // Zero means no limit, because a first token can take minutes.
   Duration upstream_response_timeout = Duration::zero();
   std::size_t max_idle_upstream_connections = 64;
+  // Connections to one instance, in use or idle. More requests wait for one
+  // until hold_timeout.
+  std::size_t max_upstream_connections = 1024;
 
   Duration health_check_interval = std::chrono::milliseconds(10);
   Duration health_check_timeout = std::chrono::seconds(2);

@@ -258,7 +258,8 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
        "max_held_requests", "hold_timeout", "client_write_timeout",
        "max_stream_duration", "upstream_connect_timeout",
        "upstream_response_timeout",
-       "max_idle_upstream_connections", "health_check_interval",
+       "max_idle_upstream_connections", "max_upstream_connections",
+       "health_check_interval",
        "health_check_timeout", "stop_grace_period", "log_dir",
        "instance_log_lines", "id"});
   GatewaySettings& gateway = config.gateway;
@@ -285,6 +286,10 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
   }
   if (auto v = map.find("max_client_connections")) {
     gateway.max_client_connections =
+        static_cast<std::size_t>(read_integer(reader, *v, 1, kMaxCount));
+  }
+  if (auto v = map.find("max_upstream_connections")) {
+    gateway.max_upstream_connections =
         static_cast<std::size_t>(read_integer(reader, *v, 1, kMaxCount));
   }
 

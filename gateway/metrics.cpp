@@ -43,12 +43,13 @@ constexpr std::array<std::string_view, 7> kDropReasons = {
     "upstream_failed_mid_body", "header_timeout",            "client_write_timeout",
     "max_stream_duration"};
 
-constexpr std::array<Limit, 11> kLimits = {
+constexpr std::array<Limit, 12> kLimits = {
     Limit::max_body_size,          Limit::max_header_size,
     Limit::header_timeout,         Limit::keep_alive_timeout,
     Limit::max_client_connections, Limit::max_held_requests_per_deployment,
     Limit::max_held_requests,      Limit::hold_timeout,
-    Limit::upstream_response_timeout, Limit::client_write_timeout,
+    Limit::upstream_response_timeout, Limit::max_upstream_connections,
+    Limit::client_write_timeout,
     Limit::max_stream_duration};
 
 constexpr std::array<AuthFailure, 4> kAuthFailures = {
@@ -156,6 +157,8 @@ std::string_view to_string(Limit limit) {
       return "hold_timeout";
     case Limit::upstream_response_timeout:
       return "upstream_response_timeout";
+    case Limit::max_upstream_connections:
+      return "max_upstream_connections";
     case Limit::client_write_timeout:
       return "client_write_timeout";
     case Limit::max_stream_duration:
@@ -193,6 +196,7 @@ struct Metrics::Families {
   prometheus::Family<Counter>& idle_stops;
   Gauge& client_connections;
   Gauge& upstream_idle_connections;
+  Gauge* upstream_waiting_requests = nullptr;
   std::array<Counter*, kLimits.size()> limit_hits{};
   std::array<Counter*, kAuthFailures.size()> auth_failures{};
   Counter* tls_handshake_failures = nullptr;
@@ -337,6 +341,12 @@ Metrics::Metrics(const std::vector<std::string>& deployments)
                             .Help("Kept-alive connections to instances, idle in the pools of "
                                   "all I/O threads.")
                             .Register(registry);
+  auto& upstream_waiting =
+      prometheus::BuildGauge()
+          .Name("modelgate_upstream_waiting_requests")
+          .Help("Requests waiting for a connection to an instance that has "
+                "max_upstream_connections open.")
+          .Register(registry);
   auto& reloads = prometheus::BuildCounter()
                       .Name("modelgate_config_reloads_total")
                       .Help("Config reloads by result. The gateway cannot reload its config "
@@ -384,6 +394,7 @@ Metrics::Metrics(const std::vector<std::string>& deployments)
         &auth_failures.Add({{"reason", std::string(to_string(kAuthFailures[index]))}});
   }
   families_->tls_handshake_failures = &tls_handshake_failures.Add({});
+  families_->upstream_waiting_requests = &upstream_waiting.Add({});
   families_->tls_reloads_success = &tls_reloads.Add({{"result", "success"}});
   families_->tls_reloads_failure = &tls_reloads.Add({{"result", "failure"}});
 
@@ -508,6 +519,11 @@ void Metrics::set_upstream_idle_source(std::function<std::size_t()> source) {
   upstream_idle_source_ = std::move(source);
 }
 
+void Metrics::set_upstream_waiting_source(std::function<std::size_t()> source) {
+  std::lock_guard lock(idle_source_mutex_);
+  upstream_waiting_source_ = std::move(source);
+}
+
 void Metrics::on_cold_start(std::string_view deployment, launcher::ColdStartResult result,
                             double seconds) {
   DeploymentSeries& deployment_series = series(deployment);
@@ -545,6 +561,10 @@ std::string Metrics::serialize() const {
     std::lock_guard lock(idle_source_mutex_);
     if (upstream_idle_source_) {
       families_->upstream_idle_connections.Set(static_cast<double>(upstream_idle_source_()));
+    }
+    if (upstream_waiting_source_) {
+      families_->upstream_waiting_requests->Set(
+          static_cast<double>(upstream_waiting_source_()));
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -49,6 +49,7 @@ enum class Limit {
   max_held_requests,
   hold_timeout,
   upstream_response_timeout,
+  max_upstream_connections,
   client_write_timeout,
   max_stream_duration,
 };
@@ -101,6 +102,9 @@ class Metrics final : public launcher::LifecycleObserver {
   // Sets the function that returns the number of idle upstream connections
   // at scrape time. It is called from whichever thread serves /metrics.
   void set_upstream_idle_source(std::function<std::size_t()> source);
+  // Sets the function that returns the number of requests waiting for an
+  // upstream connection at scrape time.
+  void set_upstream_waiting_source(std::function<std::size_t()> source);
 
   // launcher::LifecycleObserver
   void on_cold_start(std::string_view deployment, launcher::ColdStartResult result,
@@ -133,6 +137,7 @@ class Metrics final : public launcher::LifecycleObserver {
 
   mutable std::mutex idle_source_mutex_;
   std::function<std::size_t()> upstream_idle_source_;
+  std::function<std::size_t()> upstream_waiting_source_;
 };
 
 }  // namespace modelgate::gateway

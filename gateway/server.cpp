@@ -106,11 +106,19 @@ Server::Server(ServerContext& context, std::vector<asio::io_context*> contexts, 
     }
     return count;
   });
+  context_.metrics.set_upstream_waiting_source([this] {
+    std::size_t count = 0;
+    for (const auto& thread : threads_) {
+      count += thread->upstream_pool.waiting_count();
+    }
+    return count;
+  });
 }
 
 Server::~Server() {
   if (role_ == ListenerRole::client) {
     context_.metrics.set_upstream_idle_source({});
+    context_.metrics.set_upstream_waiting_source({});
   }
 }
 

@@ -53,6 +53,10 @@ struct ThreadContext {
   ThreadContext(asio::any_io_executor executor, const config::GatewaySettings& settings,
                 std::string id_prefix)
       : upstream_pool(std::move(executor), settings.max_idle_upstream_connections,
+                      // Each I/O thread's pool gets its share of the limit.
+                      (settings.max_upstream_connections +
+                       static_cast<std::size_t>(settings.io_threads) - 1) /
+                          static_cast<std::size_t>(settings.io_threads),
                       settings.upstream_connect_timeout),
         request_id_prefix(std::move(id_prefix)) {}
 

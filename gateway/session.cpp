@@ -637,9 +637,24 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
   // The backend may close a reused keep-alive connection just as the request
   // goes out. Such a failure gets one more try on a new connection.
   for (int attempt = 0; attempt < 2; ++attempt) {
+    // At max_upstream_connections the request waits for a connection, as
+    // long as it could have been held.
     error_code error;
-    UpstreamConnectionPtr upstream =
-        co_await thread_.upstream_pool.connect(instance.host(), instance.port(), error);
+    bool waited = false;
+    UpstreamConnectionPtr upstream = co_await thread_.upstream_pool.connect(
+        instance.host(), instance.port(), record.received + settings_.hold_timeout, waited,
+        error);
+    if (waited) {
+      server_.metrics.record_limit_hit(Limit::max_upstream_connections);
+    }
+    if (!upstream && waited && error == asio::error::timed_out) {
+      co_return co_await reject(record, ErrorKind::hold_timeout,
+                                "timed out waiting for one of the " +
+                                    std::to_string(settings_.max_upstream_connections) +
+                                    " connections to instance " + std::string(backend) +
+                                    " of model '" + record.deployment + "' to become free",
+                                keep_alive);
+    }
     if (!upstream) {
       server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::connect);
       co_return co_await reject(record, ErrorKind::backend_error,

@@ -575,6 +575,7 @@ TEST(Config, ReadsListenersAndLimits) {
     min_version: "1.3"
   max_client_connections: 500
   max_held_requests: 20
+  max_upstream_connections: 16
   client_write_timeout: 5s
   max_stream_duration: 0
 )");
@@ -588,6 +589,7 @@ TEST(Config, ReadsListenersAndLimits) {
   EXPECT_EQ(gateway.tls.min_version, "1.3");
   EXPECT_EQ(gateway.max_client_connections, 500u);
   EXPECT_EQ(gateway.max_held_requests, 20u);
+  EXPECT_EQ(gateway.max_upstream_connections, 16u);
   EXPECT_EQ(gateway.client_write_timeout, 5s);
   EXPECT_EQ(gateway.max_stream_duration, Duration::zero());
 }
@@ -599,6 +601,7 @@ TEST(Config, SecurityDefaults) {
   EXPECT_FALSE(config.gateway.admin_listen.has_value());
   EXPECT_EQ(config.gateway.max_client_connections, 10000u);
   EXPECT_EQ(config.gateway.max_held_requests, 10000u);
+  EXPECT_EQ(config.gateway.max_upstream_connections, 1024u);
   EXPECT_EQ(config.gateway.client_write_timeout, 60s);
   EXPECT_EQ(config.gateway.max_stream_duration, 1h);
   EXPECT_TRUE(config.auth.api_keys.empty());

@@ -25,13 +25,14 @@ constexpr int kMaxDepth = 5;
 constexpr std::size_t kMaxEntries = 6;
 
 // Keys of every section, so that generated maps mostly hit known keys.
-constexpr std::array<std::string_view, 62> kKeys = {
+constexpr std::array<std::string_view, 63> kKeys = {
     "gateway", "auth", "workers", "backends", "deployments",
     "listen", "admin_listen", "tls", "cert_file", "key_file", "min_version",
     "io_threads", "max_client_connections", "max_body_size", "max_header_size",
     "header_timeout", "keep_alive_timeout", "max_held_requests_per_deployment",
     "max_held_requests", "hold_timeout", "client_write_timeout", "max_stream_duration",
     "upstream_connect_timeout", "upstream_response_timeout", "health_check_interval",
+    "max_upstream_connections",
     "log_dir", "id", "api_keys", "admin_keys", "name", "key", "key_env",
     "forbidden_status", "protect_metrics", "runtime", "frameworks", "ports", "ip",
     "endpoint", "pull_policy", "network", "gpu_ids", "backend_name",

@@ -255,6 +255,37 @@ TEST_F(LimitsTest, MaxStreamDurationEndsLongStream) {
             1);
 }
 
+TEST_F(LimitsTest, MaxUpstreamConnectionsQueuesRequests) {
+  // One connection to the instance: a second request waits for the first
+  // stream (20 events 50 ms apart) to end, then is served on it.
+  start(limits_config("  max_upstream_connections: 1\n",
+                      R"(["--token-interval", "50", "--tokens", "20"])"));
+  ASSERT_EQ(http_request(gateway_->port(), "POST", "/v1/chat/completions",
+                         R"({"model":"chat","messages":[],"max_tokens":1})")
+                .status,
+            200);
+
+  RawClient streaming(gateway_->port());
+  streaming.send(chat_request(R"("stream":true)"));
+  ASSERT_NE(streaming.read_for(10s).find("200 OK"), std::string::npos);
+
+  std::atomic<int> queued_status{0};
+  std::thread queued([&] {
+    queued_status = http_request(gateway_->port(), "POST", "/v1/chat/completions",
+                                 R"({"model":"chat","messages":[],"max_tokens":1})")
+                        .status;
+  });
+  EXPECT_TRUE(wait_until([&] {
+    return metric_value(gateway_->metrics(), "modelgate_upstream_waiting_requests") == 1;
+  })) << gateway_->metrics();
+
+  std::string rest = streaming.read_until_closed(2s);
+  queued.join();
+  EXPECT_EQ(queued_status.load(), 200);
+  EXPECT_EQ(limit_hits("max_upstream_connections"), 1) << "counted when the wait ends";
+  EXPECT_EQ(metric_value(gateway_->metrics(), "modelgate_upstream_waiting_requests"), 0);
+}
+
 TEST_F(LimitsTest, BodyAndHeaderLimitsAreCounted) {
   start(limits_config("  max_body_size: 1KiB\n  max_header_size: 2KiB\n"));
 
