@@ -80,6 +80,9 @@ po::options_description describe_options() {
      "call abort() instead of listening, so the process ends by SIGABRT")
     ("record", po::value<std::string>(),
      "file to append the line \"PID PORT\" to once listening")
+    ("keep-alive-timeout", po::value<std::int64_t>()->default_value(0),
+     "milliseconds after which a connection without a request is closed; 0 "
+     "keeps it open")
     ("api-key", po::value<std::string>(),
      "require \"Authorization: Bearer KEY\" on every endpoint except /health "
      "and /stub/stats")
@@ -124,6 +127,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
   options.startup_delay = checked_milliseconds(values, "startup-delay");
   options.listen_delay = checked_milliseconds(values, "listen-delay");
   options.token_interval = checked_milliseconds(values, "token-interval");
+  options.keep_alive_timeout = checked_milliseconds(values, "keep-alive-timeout");
   options.event_timestamps = values["event-timestamps"].as<bool>();
 
   options.tokens = static_cast<int>(checked_value(values, "tokens", 1, kMaxTokens));

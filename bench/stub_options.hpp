@@ -39,6 +39,8 @@ struct Options {
   // When set, every endpoint except /health and /stub/stats needs
   // `Authorization: Bearer api_key`, as vLLM's --api-key does.
   std::string api_key;
+  // Closes a connection that sends no request for this long. Zero: never.
+  std::chrono::milliseconds keep_alive_timeout{0};
 
   int threads = 1;
   std::string log_level = "info";

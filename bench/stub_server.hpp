@@ -26,6 +26,8 @@ struct Stats {
   std::atomic<std::uint64_t> completed_streams{0};
   // Streams whose client closed the connection before data: [DONE].
   std::atomic<std::uint64_t> cancelled_streams{0};
+  // Connections closed after --keep-alive-timeout without a request.
+  std::atomic<std::uint64_t> idle_closes{0};
 };
 
 class Server {

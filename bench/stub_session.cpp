@@ -38,7 +38,8 @@ bool is_http_error(const error_code& ec) {
 Session::Session(tcp::socket socket, Server& server)
     : socket_(std::move(socket)),
       server_(server),
-      timer_(socket_.get_executor()) {}
+      timer_(socket_.get_executor()),
+      idle_timer_(socket_.get_executor()) {}
 
 asio::awaitable<void> Session::run() {
   try {
@@ -81,11 +82,26 @@ asio::awaitable<Session::ReadResult> Session::read_request() {
   body_.clear();
   stream_.reset();
 
+  // With --keep-alive-timeout, a connection that stays idle is closed, as
+  // uvicorn (which serves vLLM) does after 5 s.
+  const std::chrono::milliseconds idle_limit = server_.options().keep_alive_timeout;
+  if (idle_limit.count() > 0 && buffer_.size() == 0) {
+    idle_timer_.expires_after(idle_limit);
+    idle_timer_.async_wait([this](const error_code& wait_error) {
+      if (!wait_error) {
+        server_.stats().idle_closes.fetch_add(1, std::memory_order_relaxed);
+        error_code ignored;
+        socket_.close(ignored);
+      }
+    });
+  }
+
   // Read the header, send "100 Continue" when the request expects it, then
   // read the body.
   error_code ec;
   co_await http::async_read_header(socket_, buffer_, *parser_,
                                    use_awaitable_with(ec));
+  idle_timer_.cancel();
   if (!ec && !parser_->is_done()) {
     if (request_.expect_continue && request_.version >= 11) {
       static constexpr std::string_view kContinue =
@@ -262,9 +278,11 @@ void Session::handle_stats() {
   const Stats& stats = server_.stats();
   fmt::format_to(
       std::back_inserter(body_),
-      R"({{"requests":{},"active_streams":{},"completed_streams":{},"cancelled_streams":{}}})",
+      R"({{"requests":{},"active_streams":{},"completed_streams":{},"cancelled_streams":{},)"
+      R"("idle_closes":{}}})",
       stats.requests.load(), stats.active_streams.load(),
-      stats.completed_streams.load(), stats.cancelled_streams.load());
+      stats.completed_streams.load(), stats.cancelled_streams.load(),
+      stats.idle_closes.load());
 }
 
 bool Session::check_method(http::verb allowed) {

@@ -102,6 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Server& server_;
   beast::flat_buffer buffer_;
   asio::steady_timer timer_;  // the interval between streamed chunks
+  asio::steady_timer idle_timer_;  // --keep-alive-timeout between requests
 
   // The current request. The strings keep their capacity between requests.
   Request request_;

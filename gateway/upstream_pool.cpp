@@ -72,12 +72,15 @@ const std::shared_ptr<UpstreamEndpoint>& UpstreamPool::endpoint(const std::strin
 }
 
 UpstreamConnectionPtr UpstreamPool::take_idle(UpstreamEndpoint& endpoint) {
-  // The most recently returned connection first; closed ones are dropped.
+  // The most recently returned connection first. Whether the backend closed
+  // it since is not checked here, which would cost a system call per
+  // request: the session sends a request that fails on a reused connection
+  // once more on a new one, and sweep() drops closed connections.
   while (!endpoint.idle.empty()) {
     UpstreamConnectionPtr connection = std::move(endpoint.idle.back());
     endpoint.idle.pop_back();
     idle_count_.fetch_sub(1, std::memory_order_relaxed);
-    if (looks_open(*connection)) {
+    if (connection->stream.socket().is_open() && connection->buffer.size() == 0) {
       connection->reused = true;
       return connection;
     }

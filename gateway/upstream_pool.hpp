@@ -63,8 +63,7 @@ class UpstreamPool {
   UpstreamPool(asio::any_io_executor executor, std::size_t max_idle_per_endpoint,
                std::size_t max_per_endpoint, std::chrono::milliseconds connect_timeout);
 
-  // Returns an idle connection to host:port that still looks open, or a new
-  // one. At the limit, waits for one until `deadline`, and sets `waited`.
+  // Returns an idle connection to host:port, or a new one. At the limit, waits for one until `deadline`, and sets `waited`.
   // On failure returns null and sets `error`: timed_out when the deadline
   // passed while waiting.
   awaitable<UpstreamConnectionPtr> connect(const std::string& host, std::uint16_t port,
@@ -85,7 +84,7 @@ class UpstreamPool {
 
  private:
   const std::shared_ptr<UpstreamEndpoint>& endpoint(const std::string& host, std::uint16_t port);
-  // Takes an idle connection that still looks open, or returns null.
+  // Takes an idle connection, or returns null.
   UpstreamConnectionPtr take_idle(UpstreamEndpoint& endpoint);
 
   asio::any_io_executor executor_;

@@ -311,6 +311,29 @@ TEST_F(GatewayTest, ClientDisconnectCancelsUpstreamStream) {
       << "the backend kept streaming to a client that left";
 }
 
+TEST_F(GatewayTest, IdleUpstreamClosedByBackendIsRetried) {
+  // The backend closes idle connections after 100 ms, as uvicorn does after
+  // 5 s. The next request goes out on the pooled connection, fails, and is
+  // sent again on a new one; the client sees no error.
+  start(demo_config(R"(["--keep-alive-timeout", "100"])"));
+  ASSERT_EQ(gateway_->chat("demo").status, 200);
+  std::uint16_t backend_port = recorded_port(record(), 0);
+  ASSERT_NE(backend_port, 0);
+
+  auto idle_closes = [&] {
+    return json::parse(http_request(backend_port, "GET", "/stub/stats").body)["idle_closes"]
+        .get<int>();
+  };
+
+  for (int round = 1; round <= 3; ++round) {
+    ASSERT_TRUE(wait_until([&] { return idle_closes() >= round; }))
+        << "the backend did not close the idle connection";
+    HttpResponse response = gateway_->chat("demo");
+    EXPECT_EQ(response.status, 200) << "round " << round << ": " << response.body;
+  }
+  EXPECT_EQ(gateway_->log().find("upstream failed"), std::string::npos) << gateway_->log();
+}
+
 TEST_F(GatewayTest, HeldRequestLeavesQueueWhenClientDisconnects) {
   start(demo_config(R"(["--startup-delay", "1500"])"));
 
