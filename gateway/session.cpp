@@ -158,6 +158,8 @@ class Session {
   std::optional<Clock::time_point> response_deadline(const RequestRecord& record) const;
   bool stream_deadline_passed(const RequestRecord& record) const;
   awaitable<bool> send_json(RequestRecord& record, int status, std::string body, bool keep_alive);
+  awaitable<bool> send_body(RequestRecord& record, int status, std::string_view content_type,
+                            std::string body, bool keep_alive);
   void finish(RequestRecord& record);
 
   void watch_client(std::function<void()> on_gone);
@@ -409,28 +411,8 @@ awaitable<bool> Session::handle_admin(Request& request, RequestRecord& record,
                               keep_alive);
   }
 
-  std::string body = server_.metrics.serialize();
-  head_.clear();
-  append_status_line(head_, 200);
-  append_header(head_, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-  append_header(head_, "Content-Length", std::to_string(body.size()));
-  append_header(head_, "X-Request-Id", record.id);
-  if (!keep_alive) {
-    append_header(head_, "Connection", "close");
-  }
-  head_ += "\r\n";
-  error_code error;
-  std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  client_.expires_after(settings_.client_write_timeout);
-  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
-  client_.expires_never();
-  record.status = 200;
-  record.bytes_sent = body.size();
-  if (error) {
-    record.dropped = "client_write_failed";
-  }
-  finish(record);
-  co_return keep_alive && !error;
+  co_return co_await send_body(record, 200, "text/plain; version=0.0.4; charset=utf-8",
+                               server_.metrics.serialize(), keep_alive);
 }
 
 // Returns the key a request presents in `Authorization: Bearer KEY` or, when
@@ -951,9 +933,15 @@ awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::stri
 
 awaitable<bool> Session::send_json(RequestRecord& record, int status, std::string body,
                                    bool keep_alive) {
+  co_return co_await send_body(record, status, "application/json", std::move(body), keep_alive);
+}
+
+awaitable<bool> Session::send_body(RequestRecord& record, int status,
+                                   std::string_view content_type, std::string body,
+                                   bool keep_alive) {
   head_.clear();
   append_status_line(head_, status);
-  append_header(head_, "Content-Type", "application/json");
+  append_header(head_, "Content-Type", content_type);
   append_header(head_, "Content-Length", std::to_string(body.size()));
   append_header(head_, "X-Request-Id", record.id);
   if (!keep_alive) {

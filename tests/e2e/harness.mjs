@@ -1,12 +1,25 @@
 // Helpers shared by the end-to-end tests: free ports, quoting for the
 // gateway's config, a child process's output, and polling with a deadline.
 
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 
 const kPollIntervalMs = 20;
 const kMaxCapturedBytes = 64 * 1024;
+
+// Imports the openai package installed in testDir. A missing `npm ci`
+// fails with the fix instead of ERR_MODULE_NOT_FOUND.
+export async function importOpenAI(testDir) {
+  if (!existsSync(path.join(testDir, 'node_modules', 'openai'))) {
+    throw new Error(
+      `The openai package is not installed. Run \`npm ci\` in ${testDir} and run the test again.`,
+    );
+  }
+  const { default: OpenAI } = await import('openai');
+  return OpenAI;
+}
 
 // Returns a TCP port on 127.0.0.1 that was free a moment ago.
 export async function pickFreePort() {

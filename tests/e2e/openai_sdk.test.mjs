@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 import {
   captureOutput,
+  importOpenAI,
   pickBackendPortBase,
   pickFreePort,
   quoteCommandWord,
@@ -26,15 +27,7 @@ import {
 } from './harness.mjs';
 
 const kTestDir = path.dirname(fileURLToPath(import.meta.url));
-
-// The openai package is imported only after this check, so that a missing
-// `npm ci` fails with the fix instead of ERR_MODULE_NOT_FOUND.
-if (!existsSync(path.join(kTestDir, 'node_modules', 'openai'))) {
-  throw new Error(
-    `The openai package is not installed. Run \`npm ci\` in ${kTestDir} and run the test again.`,
-  );
-}
-const { default: OpenAI } = await import('openai');
+const OpenAI = await importOpenAI(kTestDir);
 
 const kDeploymentModel = 'demo';
 const kStubTokens = 8;  // --tokens in the run command below

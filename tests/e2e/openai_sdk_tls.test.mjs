@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 
 import {
   captureOutput,
+  importOpenAI,
   pickBackendPortBase,
   pickFreePort,
   quoteCommandWord,
@@ -27,12 +28,7 @@ import {
 } from './harness.mjs';
 
 const kTestDir = path.dirname(fileURLToPath(import.meta.url));
-if (!existsSync(path.join(kTestDir, 'node_modules', 'openai'))) {
-  throw new Error(
-    `The openai package is not installed. Run \`npm ci\` in ${kTestDir} and run the test again.`,
-  );
-}
-const { default: OpenAI } = await import('openai');
+const OpenAI = await importOpenAI(kTestDir);
 
 const kAllModelsKey = 'sk-e2e-all-models';
 const kEmbedOnlyKey = 'sk-e2e-embed-only';

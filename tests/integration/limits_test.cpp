@@ -25,29 +25,12 @@ const std::string kChatRequestTemplate =
     "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
     "Content-Length: ";
 
-// Deployments `chat` and `embed` of the stub; the admin listener serves
-// /metrics, so that it can be read while the client listener is at a limit.
+// The admin listener serves /metrics, so that it can be read while the
+// client listener is at a limit.
 std::string limits_config(const std::string& gateway_extra,
                           const std::string& chat_parameters = "[]") {
-  return "gateway:\n"
-         "  listen: 127.0.0.1:{{GATEWAY_PORT}}\n"
-         "  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n"
-         "  log_dir: {{DIR}}/logs\n" +
-         gateway_extra +
-         "workers:\n"
-         "  - name: local\n"
-         "    ports: {{PORTS}}\n"
-         "backends:\n"
-         "  - backend_name: stub\n"
-         "    health_check_path: /health\n"
-         "    default_run_command: >-\n"
-         "      {{STUB}} --port {{port}} --model {{model_name}} --record {{DIR}}/starts.txt\n"
-         "deployments:\n"
-         "  - name: chat\n"
-         "    backend: stub\n"
-         "    backend_parameters: " + chat_parameters + "\n"
-         "  - name: embed\n"
-         "    backend: stub\n";
+  return two_model_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n" + gateway_extra, "", "",
+                          chat_parameters);
 }
 
 std::string chat_request(const std::string& fields = "") {

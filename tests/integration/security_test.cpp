@@ -18,33 +18,6 @@ const std::string kCurl = "/usr/bin/curl";
 const std::string kOpenssl = "/usr/bin/openssl";
 const std::string kChatBody = R"({"model":"chat","messages":[{"role":"user","content":"hi"}]})";
 
-// Two stub deployments, `chat` and `embed`, behind `gateway_extra` (YAML
-// lines under gateway:) and `auth` (a whole auth: section). `chat_extra`
-// adds keys to the chat deployment.
-std::string security_config(const std::string& gateway_extra, const std::string& auth,
-                            const std::string& chat_extra = "",
-                            const std::string& chat_parameters = "[]") {
-  return "gateway:\n"
-         "  listen: 127.0.0.1:{{GATEWAY_PORT}}\n"
-         "  log_dir: {{DIR}}/logs\n" +
-         gateway_extra + auth +
-         "workers:\n"
-         "  - name: local\n"
-         "    ports: {{PORTS}}\n"
-         "backends:\n"
-         "  - backend_name: stub\n"
-         "    health_check_path: /health\n"
-         "    default_run_command: >-\n"
-         "      {{STUB}} --port {{port}} --model {{model_name}} --record {{DIR}}/starts.txt\n"
-         "deployments:\n"
-         "  - name: chat\n"
-         "    backend: stub\n"
-         "    backend_parameters: " + chat_parameters + "\n" +
-         chat_extra +
-         "  - name: embed\n"
-         "    backend: stub\n";
-}
-
 const std::string kKeys =
     "auth:\n"
     "  api_keys:\n"
@@ -82,7 +55,7 @@ class SecurityTest : public ::testing::Test {
 };
 
 TEST_F(SecurityTest, MissingKeyGets401) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response = post_chat({});
   EXPECT_EQ(response.status, 401) << response.body;
@@ -99,7 +72,7 @@ TEST_F(SecurityTest, MissingKeyGets401) {
 }
 
 TEST_F(SecurityTest, WrongKeyGets401AndIsNotLogged) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response = post_chat(bearer("sk-all-modelz"));
   EXPECT_EQ(response.status, 401) << response.body;
@@ -116,7 +89,7 @@ TEST_F(SecurityTest, WrongKeyGets401AndIsNotLogged) {
 }
 
 TEST_F(SecurityTest, BearerAndXApiKeyBothAccepted) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response = post_chat(bearer("sk-all-models"));
   EXPECT_EQ(response.status, 200) << response.body;
@@ -131,7 +104,7 @@ TEST_F(SecurityTest, BearerAndXApiKeyBothAccepted) {
 }
 
 TEST_F(SecurityTest, KeyNotAllowedForModelGets403) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response = post_chat(bearer("sk-embed-only"));
   EXPECT_EQ(response.status, 403) << response.body;
@@ -149,7 +122,7 @@ TEST_F(SecurityTest, KeyNotAllowedForModelGets403) {
 }
 
 TEST_F(SecurityTest, ForbiddenStatus404HidesModel) {
-  start(security_config("", kKeys + "  forbidden_status: 404\n"));
+  start(two_model_config("", kKeys + "  forbidden_status: 404\n"));
 
   HttpResponse denied = post_chat(bearer("sk-embed-only"));
   HttpResponse unknown = post_chat(
@@ -164,7 +137,7 @@ TEST_F(SecurityTest, ForbiddenStatus404HidesModel) {
 }
 
 TEST_F(SecurityTest, ModelListShowsAllowedModelsOnly) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response =
       http_request(gateway_->port(), "GET", "/v1/models", {}, bearer("sk-embed-only"));
@@ -183,7 +156,7 @@ TEST_F(SecurityTest, ModelListShowsAllowedModelsOnly) {
 TEST_F(SecurityTest, ClientKeyIsNotForwarded) {
   // The backend accepts only the client's own key, so a 200 would mean that
   // the gateway forwarded it.
-  start(security_config("", kKeys, "", R"(["--api-key", "sk-all-models"])"));
+  start(two_model_config("", kKeys, "", R"(["--api-key", "sk-all-models"])"));
 
   HttpResponse response = post_chat(bearer("sk-all-models"));
   EXPECT_EQ(response.status, 401) << "the backend received the client's key: " << response.body;
@@ -192,7 +165,7 @@ TEST_F(SecurityTest, ClientKeyIsNotForwarded) {
 }
 
 TEST_F(SecurityTest, DeploymentSendsItsOwnUpstreamKey) {
-  start(security_config("", kKeys, "    upstream_api_key: backend-only-key\n",
+  start(two_model_config("", kKeys, "    upstream_api_key: backend-only-key\n",
                         R"(["--api-key", "backend-only-key"])"));
 
   HttpResponse response = post_chat(bearer("sk-all-models"));
@@ -200,14 +173,14 @@ TEST_F(SecurityTest, DeploymentSendsItsOwnUpstreamKey) {
 }
 
 TEST_F(SecurityTest, NoKeysConfiguredNeedsNoKey) {
-  start(security_config("", ""));
+  start(two_model_config("", ""));
 
   EXPECT_EQ(post_chat({}).status, 200);
   EXPECT_EQ(post_chat(bearer("anything")).status, 200);
 }
 
 TEST_F(SecurityTest, AdminEndpointsNeedAdminKey) {
-  start(security_config("", kKeys));
+  start(two_model_config("", kKeys));
 
   HttpResponse response = http_request(gateway_->port(), "GET", "/admin/instances");
   EXPECT_EQ(response.status, 401) << response.body;
@@ -224,7 +197,7 @@ TEST_F(SecurityTest, AdminEndpointsNeedAdminKey) {
 }
 
 TEST_F(SecurityTest, ProtectMetricsNeedsAdminKey) {
-  start(security_config("", kKeys + "  protect_metrics: true\n"));
+  start(two_model_config("", kKeys + "  protect_metrics: true\n"));
 
   EXPECT_EQ(http_request(gateway_->port(), "GET", "/metrics").status, 401);
   HttpResponse response =
@@ -237,7 +210,7 @@ TEST_F(SecurityTest, PublicListenerWithoutAdminKeysRefusesAdmin) {
   // The listener on every interface is reachable from other machines, so
   // without admin keys the admin endpoints stay closed, also to loopback
   // clients, which may be a local proxy's.
-  std::string config = security_config("", "");
+  std::string config = two_model_config("", "");
   config.replace(config.find("127.0.0.1:{{GATEWAY_PORT}}"), 9, "0.0.0.0");
   start(config);
 
@@ -247,7 +220,7 @@ TEST_F(SecurityTest, PublicListenerWithoutAdminKeysRefusesAdmin) {
 }
 
 TEST_F(SecurityTest, AdminListenerServesAdminEndpointsOnly) {
-  start(security_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n", ""));
+  start(two_model_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n", ""));
 
   // The client listener no longer serves them.
   EXPECT_EQ(http_request(gateway_->port(), "GET", "/admin/instances").status, 404);
@@ -265,7 +238,7 @@ TEST_F(SecurityTest, AdminListenerServesAdminEndpointsOnly) {
 }
 
 TEST_F(SecurityTest, AdminListenerWithKeysNeedsAdminKey) {
-  start(security_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n", kKeys));
+  start(two_model_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n", kKeys));
 
   std::uint16_t admin = gateway_->admin_port();
   EXPECT_EQ(http_request(admin, "GET", "/admin/instances").status, 401);
@@ -304,7 +277,7 @@ class TlsTest : public SecurityTest {
   }
 
   std::string tls_config(const std::string& tls_extra = "") {
-    return security_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n"
+    return two_model_config("  admin_listen: 127.0.0.1:{{ADMIN_PORT}}\n"
                            "  tls:\n"
                            "    cert_file: live.crt\n"
                            "    key_file: live.key\n" +

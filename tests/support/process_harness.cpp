@@ -242,6 +242,29 @@ bool GatewayProcess::wait_ready(std::chrono::milliseconds timeout) {
       timeout);
 }
 
+std::string two_model_config(const std::string& gateway_extra, const std::string& sections,
+                             const std::string& chat_extra, const std::string& chat_parameters) {
+  return "gateway:\n"
+         "  listen: 127.0.0.1:{{GATEWAY_PORT}}\n"
+         "  log_dir: {{DIR}}/logs\n" +
+         gateway_extra + sections +
+         "workers:\n"
+         "  - name: local\n"
+         "    ports: {{PORTS}}\n"
+         "backends:\n"
+         "  - backend_name: stub\n"
+         "    health_check_path: /health\n"
+         "    default_run_command: >-\n"
+         "      {{STUB}} --port {{port}} --model {{model_name}} --record {{DIR}}/starts.txt\n"
+         "deployments:\n"
+         "  - name: chat\n"
+         "    backend: stub\n"
+         "    backend_parameters: " + chat_parameters + "\n" +
+         chat_extra +
+         "  - name: embed\n"
+         "    backend: stub\n";
+}
+
 std::string GatewayProcess::metrics() {
   std::uint16_t port = uses_admin_port_ ? admin_port_ : port_;
   return http_request(port, "GET", "/metrics", {}, {}, 10s).body;

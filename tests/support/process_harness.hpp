@@ -96,6 +96,14 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& dir,
                           std::chrono::milliseconds timeout = 30s);
 
+// A config for GatewayProcess with two deployments of the stub backend,
+// `chat` and `embed`, health-checked on /health. `gateway_extra` adds lines
+// under `gateway:`, `sections` whole sections such as `auth:`, `chat_extra`
+// keys of the chat deployment, and `chat_parameters` its backend_parameters.
+std::string two_model_config(const std::string& gateway_extra, const std::string& sections = "",
+                             const std::string& chat_extra = "",
+                             const std::string& chat_parameters = "[]");
+
 // A running gateway on a config written by the test.
 class GatewayProcess {
  public:
