@@ -96,7 +96,9 @@ struct GatewaySettings {
   // response, so that a client that stops reading frees its backend.
   Duration client_write_timeout = std::chrono::seconds(60);
   // The longest time from a request's arrival to the end of its relayed
-  // response. Zero means no limit.
+  // response body, enforced while the body is relayed; the wait for the
+  // response head is bounded by upstream_response_timeout. Zero means no
+  // limit.
   Duration max_stream_duration = std::chrono::hours(1);
 
   Duration upstream_connect_timeout = std::chrono::seconds(5);

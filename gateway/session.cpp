@@ -12,6 +12,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -85,6 +87,44 @@ std::pair<ErrorKind, std::string> describe_model_error(const routing::ModelReque
   return {ErrorKind::invalid_request, "invalid request body"};
 }
 
+// Writes every byte of `buffers` to `stream`. On a plain TCP `socket`, the
+// bytes are first written at once, as far as the kernel takes them without
+// waiting, which saves a trip through the event loop for most writes. The
+// rest, and every write without `socket`, goes through the stream's own
+// asynchronous write and its timeout.
+template <typename Stream>
+awaitable<error_code> write_all(Stream& stream, asio::ip::tcp::socket* socket,
+                                std::span<const asio::const_buffer> buffers) {
+  beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
+  error_code error;
+  if (socket != nullptr) {
+    while (beast::buffer_bytes(rest) > 0) {
+      std::size_t count = socket->write_some(rest, error);
+      if (error) {
+        break;
+      }
+      rest.consume(count);
+    }
+    if (!error) {
+      co_return error;
+    }
+    if (error != asio::error::would_block && error != asio::error::try_again) {
+      co_return error;
+    }
+    error = {};
+  }
+  co_await asio::async_write(stream, rest, asio::redirect_error(asio::use_awaitable, error));
+  co_return error;
+}
+
+// Ends a relayed body at max_stream_duration: the timer cancels the upstream
+// connection's pending read. It may fire after the relay ended, so it
+// reaches the connection only through this shared state.
+struct StreamDeadline {
+  UpstreamConnection* connection = nullptr;  // null once the relay ended
+  bool reached = false;
+};
+
 bool is_loopback_host(const std::string& host) {
   if (host == "localhost") {
     return true;
@@ -109,6 +149,8 @@ class Session {
         thread_(thread), settings_(server.config.gateway), role_(role) {
     error_code ignored;
     client_address_ = client_.socket().remote_endpoint(ignored).address().to_string();
+    // Writes try the socket at once first; see write_all().
+    client_.socket().non_blocking(true, ignored);
     // The listener's configured address decides, not the connection's: a
     // listener on 0.0.0.0 is reachable from other machines even when this
     // client came over loopback, for example through a local proxy.
@@ -151,12 +193,11 @@ class Session {
 
   awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
                          bool keep_alive);
+  // Writes to the client within client_write_timeout.
+  awaitable<error_code> write_to_client(std::span<const asio::const_buffer> buffers);
   // Ends a relayed response whose write to the client failed or timed out.
   // Returns false: the connection closes.
   bool client_write_failed(RequestRecord& record, const error_code& error);
-  // The time by which a response head must arrive, if any limit applies.
-  std::optional<Clock::time_point> response_deadline(const RequestRecord& record) const;
-  bool stream_deadline_passed(const RequestRecord& record) const;
   awaitable<bool> send_json(RequestRecord& record, int status, std::string body, bool keep_alive);
   awaitable<bool> send_body(RequestRecord& record, int status, std::string_view content_type,
                             std::string body, bool keep_alive);
@@ -645,16 +686,12 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
                                 keep_alive);
     }
 
-    // The head must arrive within upstream_response_timeout, and the whole
-    // response within max_stream_duration of the request's arrival.
-    std::optional<Clock::time_point> deadline = response_deadline(record);
-    if (deadline) {
-      upstream->stream.expires_at(*deadline);
+    if (settings_.upstream_response_timeout > Duration::zero()) {
+      upstream->stream.expires_after(settings_.upstream_response_timeout);
     }
     std::array<asio::const_buffer, 2> buffers{asio::buffer(upstream_head),
                                               asio::buffer(request.body())};
-    co_await asio::async_write(upstream->stream, buffers,
-                               asio::redirect_error(asio::use_awaitable, error));
+    error = co_await write_all(upstream->stream, &upstream->stream.socket(), buffers);
     if (error && upstream->reused && attempt == 0) {
       continue;
     }
@@ -690,13 +727,11 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     }
     if (error == beast::error::timeout) {
       server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::timeout);
-      Limit limit = stream_deadline_passed(record) ? Limit::max_stream_duration
-                                                   : Limit::upstream_response_timeout;
-      server_.metrics.record_limit_hit(limit);
+      server_.metrics.record_limit_hit(Limit::upstream_response_timeout);
       co_return co_await reject(record, ErrorKind::backend_timeout,
                                 "instance " + std::string(backend) + " of model '" +
-                                    record.deployment + "' did not respond within " +
-                                    std::string(to_string(limit)),
+                                    record.deployment +
+                                    "' did not respond within upstream_response_timeout",
                                 keep_alive);
     }
     if (error) {
@@ -716,13 +751,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
                                         UpstreamConnectionPtr upstream,
                                         http::response_parser<http::buffer_body>& parser,
                                         routing::InstanceHandle& instance) {
-  // The body may take until max_stream_duration; each write to the client
-  // must progress within client_write_timeout.
-  if (settings_.max_stream_duration > Duration::zero()) {
-    upstream->stream.expires_at(record.received + settings_.max_stream_duration);
-  } else {
-    upstream->stream.expires_never();
-  }
+  upstream->stream.expires_never();
   auto& response = parser.get();
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
 
@@ -745,13 +774,34 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   head_.clear();
   append_response_head(head_, response, record.id, record.stream, chunked, keep_alive);
 
+  // A body still to come from the backend must end by max_stream_duration
+  // after the request arrived. A body that came with the head needs no timer.
+  bool body_buffered = length_known && upstream->buffer.size() >= *parser.content_length();
+  auto deadline = std::make_shared<StreamDeadline>();
+  std::optional<asio::steady_timer> deadline_timer;
+  if (has_body && !body_buffered && settings_.max_stream_duration > Duration::zero()) {
+    deadline->connection = upstream.get();
+    deadline_timer.emplace(co_await asio::this_coro::executor,
+                           record.received + settings_.max_stream_duration);
+    deadline_timer->async_wait([deadline](const error_code& wait_error) {
+      if (!wait_error && deadline->connection != nullptr) {
+        deadline->reached = true;
+        deadline->connection->stream.cancel();
+      }
+    });
+  }
+  // Whatever way the relay ends, the timer no longer reaches the connection.
+  struct DeadlineRelease {
+    StreamDeadline& deadline;
+    ~DeadlineRelease() { deadline.connection = nullptr; }
+  } release_deadline{*deadline};
+
   // Send the head at once unless body bytes are already here to go with it.
   bool head_sent = false;
   error_code error;
   if (!has_body || upstream->buffer.size() == 0) {
-    client_.expires_after(settings_.client_write_timeout);
-    co_await asio::async_write(client_, asio::buffer(head_),
-                               asio::redirect_error(asio::use_awaitable, error));
+    std::array<asio::const_buffer, 1> head{asio::buffer(head_)};
+    error = co_await write_to_client(head);
     head_sent = true;
     record.first_byte_ms = milliseconds_since(record.received);
     if (error) {
@@ -774,7 +824,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     }
     std::size_t count = kRelayBufferBytes - response.body().size;
 
-    if (error == beast::error::timeout) {
+    if (deadline->reached) {
       // max_stream_duration passed. Closing both connections tells the
       // client that the response is incomplete, and the backend to stop.
       server_.metrics.record_limit_hit(Limit::max_stream_duration);
@@ -822,9 +872,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }
-    client_.expires_after(settings_.client_write_timeout);
-    co_await asio::async_write(client_, std::span(buffers.data(), used),
-                               asio::redirect_error(asio::use_awaitable, error));
+    error = co_await write_to_client(std::span(buffers.data(), used));
     if (!head_sent) {
       head_sent = true;
       record.first_byte_ms = milliseconds_since(record.received);
@@ -841,14 +889,12 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   }
 
   if (chunked) {
-    client_.expires_after(settings_.client_write_timeout);
-    co_await asio::async_write(client_, asio::buffer(std::string_view("0\r\n\r\n")),
-                               asio::redirect_error(asio::use_awaitable, error));
+    std::array<asio::const_buffer, 1> last_chunk{asio::buffer(std::string_view("0\r\n\r\n"))};
+    error = co_await write_to_client(last_chunk);
     if (error) {
       co_return client_write_failed(record, error);
     }
   }
-  client_.expires_never();
 
   if (parser.keep_alive()) {
     upstream->stream.expires_never();
@@ -860,7 +906,6 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
 
 bool Session::client_write_failed(RequestRecord& record, const error_code& error) {
   if (error == beast::error::timeout) {
-    server_.metrics.record_limit_hit(Limit::client_write_timeout);
     log()->debug("request {} from {}: the client read nothing for client_write_timeout",
                  record.id, client_address_);
     record.dropped = "client_write_timeout";
@@ -871,23 +916,15 @@ bool Session::client_write_failed(RequestRecord& record, const error_code& error
   return false;
 }
 
-std::optional<Clock::time_point> Session::response_deadline(const RequestRecord& record) const {
-  std::optional<Clock::time_point> deadline;
-  if (settings_.upstream_response_timeout > Duration::zero()) {
-    deadline = Clock::now() + settings_.upstream_response_timeout;
+awaitable<error_code> Session::write_to_client(std::span<const asio::const_buffer> buffers) {
+  client_.expires_after(settings_.client_write_timeout);
+  asio::ip::tcp::socket* socket = client_.is_tls() ? nullptr : &client_.socket();
+  error_code error = co_await write_all(client_, socket, buffers);
+  client_.expires_never();
+  if (error == beast::error::timeout) {
+    server_.metrics.record_limit_hit(Limit::client_write_timeout);
   }
-  if (settings_.max_stream_duration > Duration::zero()) {
-    Clock::time_point stream_end = record.received + settings_.max_stream_duration;
-    if (!deadline || stream_end < *deadline) {
-      deadline = stream_end;
-    }
-  }
-  return deadline;
-}
-
-bool Session::stream_deadline_passed(const RequestRecord& record) const {
-  return settings_.max_stream_duration > Duration::zero() &&
-         Clock::now() >= record.received + settings_.max_stream_duration;
+  co_return error;
 }
 
 awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::string message,
@@ -913,14 +950,8 @@ awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::stri
   }
   head_ += "\r\n";
 
-  client_.expires_after(settings_.client_write_timeout);
-  error_code error;
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
-  client_.expires_never();
-  if (error == beast::error::timeout) {
-    server_.metrics.record_limit_hit(Limit::client_write_timeout);
-  }
+  error_code error = co_await write_to_client(buffers);
 
   record.status = info.status;
   record.bytes_sent = body.size();
@@ -949,14 +980,8 @@ awaitable<bool> Session::send_body(RequestRecord& record, int status,
   }
   head_ += "\r\n";
 
-  error_code error;
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  client_.expires_after(settings_.client_write_timeout);
-  co_await asio::async_write(client_, buffers, asio::redirect_error(asio::use_awaitable, error));
-  client_.expires_never();
-  if (error == beast::error::timeout) {
-    server_.metrics.record_limit_hit(Limit::client_write_timeout);
-  }
+  error_code error = co_await write_to_client(buffers);
   record.status = status;
   record.bytes_sent = body.size();
   if (error) {

@@ -154,6 +154,8 @@ awaitable<UpstreamConnectionPtr> UpstreamPool::connect(
   }
   connection->stream.expires_never();
   connection->stream.socket().set_option(asio::ip::tcp::no_delay(true), error);
+  // The session writes requests to the socket at once when it can.
+  connection->stream.socket().non_blocking(true, error);
   error = {};
   co_return connection;
 }
