@@ -329,11 +329,11 @@ bool starts_plain_scalar(std::string_view content) {
 }
 
 // yaml-cpp 0.7 (Debian 12) never returns, and keeps allocating, on some
-// invalid documents: when a document's first token is ',', when a line
-// starting with ',' follows a comment inside a top-level plain scalar, and
-// when a line starts with ',' left of the document's first content. A config
-// document must be a mapping, and none of these is valid YAML, so they are
-// rejected here, before yaml-cpp reads them. Blank lines, comments,
+// invalid documents. Three shapes are known: a document whose first token is
+// ',', a top-level plain scalar in which a line starting with ',' follows a
+// comment, and a line starting with ',' left of the document's first
+// content. None of them is a valid config, so they are rejected here, before
+// yaml-cpp reads them. Blank lines, comments,
 // directives and document markers are skipped.
 std::optional<ConfigError> reject_before_parsing(std::string_view text,
                                                  const std::string& file_name) {

@@ -170,8 +170,9 @@ class Session {
   awaitable<bool> handle(Request& request);
   awaitable<bool> handle_admin(Request& request, RequestRecord& record, std::string_view path,
                                bool keep_alive);
-  // Returns the API key of a request to a model endpoint, or nullptr after
-  // rejecting the request (which `keep_alive` then tells about).
+  // Returns the API key of a request to a model endpoint. Returns nullptr
+  // when no keys are configured, or after rejecting the request, when it
+  // also sets `keep_alive` from the rejection.
   awaitable<const config::ApiKey*> authenticate(const Request& request, RequestRecord& record,
                                                 bool& keep_alive);
   // Returns whether the request may use an admin endpoint; rejects it if not.
@@ -579,8 +580,8 @@ awaitable<routing::InstancePtr> Session::acquire_instance(const config::Deployme
   auto executor = co_await asio::this_coro::executor;
 
   for (int attempt = 0; attempt < kMaxAcquireAttempts; ++attempt) {
-    // Every I/O thread holds requests; together they stay within
-    // max_held_requests.
+    // Requests held on all I/O threads count against max_held_requests
+    // together.
     if (server_.held_requests.fetch_add(1) >= settings_.max_held_requests) {
       server_.held_requests.fetch_sub(1);
       server_.metrics.record_limit_hit(Limit::max_held_requests);
@@ -777,11 +778,12 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   // A body still to come from the backend must end by max_stream_duration
   // after the request arrived. A body that came with the head needs no timer.
   bool body_buffered = length_known && upstream->buffer.size() >= *parser.content_length();
-  auto deadline = std::make_shared<StreamDeadline>();
+  std::shared_ptr<StreamDeadline> deadline;
   std::optional<asio::steady_timer> deadline_timer;
   if (has_body && !body_buffered && settings_.max_stream_duration > Duration::zero()) {
+    deadline = std::make_shared<StreamDeadline>();
     deadline->connection = upstream.get();
-    deadline_timer.emplace(co_await asio::this_coro::executor,
+    deadline_timer.emplace(upstream->stream.get_executor(),
                            record.received + settings_.max_stream_duration);
     deadline_timer->async_wait([deadline](const error_code& wait_error) {
       if (!wait_error && deadline->connection != nullptr) {
@@ -792,9 +794,13 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   }
   // Whatever way the relay ends, the timer no longer reaches the connection.
   struct DeadlineRelease {
-    StreamDeadline& deadline;
-    ~DeadlineRelease() { deadline.connection = nullptr; }
-  } release_deadline{*deadline};
+    StreamDeadline* deadline;
+    ~DeadlineRelease() {
+      if (deadline != nullptr) {
+        deadline->connection = nullptr;
+      }
+    }
+  } release_deadline{deadline.get()};
 
   // Send the head at once unless body bytes are already here to go with it.
   bool head_sent = false;
@@ -824,9 +830,9 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     }
     std::size_t count = kRelayBufferBytes - response.body().size;
 
-    if (deadline->reached) {
-      // max_stream_duration passed. Closing both connections tells the
-      // client that the response is incomplete, and the backend to stop.
+    if (deadline && deadline->reached) {
+      // max_stream_duration passed. Closing both connections shows the
+      // client that the response is incomplete and stops the backend.
       server_.metrics.record_limit_hit(Limit::max_stream_duration);
       log()->info("request {} to instance {} of '{}' ended after max_stream_duration", record.id,
                   instance.id(), printable(record.deployment));
