@@ -16,6 +16,9 @@ namespace modelgate::config::detail {
 // against its directory. A null root reads as an empty document.
 void read_document(Reader& reader, const YAML::Node& root, Config& config);
 
+// Reads `gateway.redis` into `redis`.
+void read_redis(Reader& reader, const Value& value, RedisSettings& redis);
+
 // Fills the "resolved while loading" fields of every deployment and checks
 // what depends on several sections: backend and worker names, versions,
 // template variables and frameworks.
