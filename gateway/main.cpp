@@ -20,10 +20,14 @@
 #include "config/config.hpp"
 #include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/redis_metrics.hpp"
 #include "gateway/server.hpp"
+#include "launcher/docker_runtime.hpp"
 #include "launcher/launcher.hpp"
 #include "launcher/process_guard.hpp"
 #include "routing/logger.hpp"
+#include "routing/redis_client.hpp"
+#include "routing/redis_route_store.hpp"
 #include "routing/route_table.hpp"
 
 namespace {
@@ -145,7 +149,7 @@ void configure_logging(const Options& options) {
 // stopped, then the I/O threads end. A second signal exits at once; the
 // process guard then stops the backends.
 awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server& server,
-                               launcher::Launcher& launcher,
+                               launcher::Launcher& launcher, routing::RedisRouteStore* redis,
                                std::vector<std::unique_ptr<asio::io_context>>& contexts) {
   auto executor = co_await asio::this_coro::executor;
   asio::signal_set signals(executor, SIGINT, SIGTERM);
@@ -164,9 +168,39 @@ awaitable<void> handle_signals(gateway::ServerContext& context, gateway::Server&
   });
   co_await launcher.shutdown();
   log->info("all instances stopped");
+  if (redis != nullptr) {
+    co_await redis->shutdown();
+  }
   for (auto& io_context : contexts) {
     io_context->stop();
   }
+}
+
+// Connects to Redis once before the I/O threads start. Returns false when
+// Redis rejects the credentials or the database, which a restart cannot fix.
+// An unreachable Redis is only a warning: the gateway serves from its local
+// routes and connects when Redis is back.
+bool check_redis_at_startup(const config::RedisSettings& redis) {
+  auto log = component_logger("gateway");
+  routing::RedisCheck check = routing::check_redis(redis, std::chrono::seconds(3));
+  if (!check.reachable) {
+    log->warn("Redis at {} is unreachable ({}); starting with local routes and connecting in "
+              "the background",
+              redis.redacted_url(), check.error);
+    return true;
+  }
+  bool rejected = check.error.rfind("AUTH", 0) == 0 || check.error.rfind("SELECT", 0) == 0;
+  if (rejected) {
+    log->error("Redis at {} rejected the gateway: {}; check the user, password and database "
+               "in gateway.redis.url",
+               redis.redacted_url(), check.error);
+    return false;
+  }
+  if (!check.error.empty()) {
+    log->warn("Redis at {} did not answer PING ({}); connecting in the background",
+              redis.redacted_url(), check.error);
+  }
+  return true;
 }
 
 int serve(const config::Config& config, gateway::LogFormat log_format) {
@@ -189,9 +223,28 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
     deployment_names.push_back(deployment.name);
   }
   gateway::Metrics metrics(deployment_names);
-  routing::MemoryRouteStore routes;
-  launcher::Launcher launcher(*contexts.front(), config, routes, guard.get(), &metrics);
-  gateway::ServerContext context{config, launcher, routes, metrics};
+
+  // Routes in Redis when gateway.redis is set, else in memory.
+  std::unique_ptr<routing::RouteStore> routes;
+  std::unique_ptr<gateway::RedisMetrics> redis_metrics;
+  routing::RedisRouteStore* redis = nullptr;
+  if (config.gateway.redis.enabled()) {
+    if (!check_redis_at_startup(config.gateway.redis)) {
+      return 1;
+    }
+    std::string gateway_id =
+        config.gateway.id.empty() ? launcher::default_gateway_id(config) : config.gateway.id;
+    redis_metrics = std::make_unique<gateway::RedisMetrics>(metrics.registry());
+    auto store = std::make_unique<routing::RedisRouteStore>(
+        *contexts.front(), config.gateway.redis, gateway_id, deployment_names,
+        redis_metrics.get());
+    redis = store.get();
+    routes = std::move(store);
+  } else {
+    routes = std::make_unique<routing::MemoryRouteStore>();
+  }
+  launcher::Launcher launcher(*contexts.front(), config, *routes, guard.get(), &metrics);
+  gateway::ServerContext context{config, launcher, *routes, metrics};
   context.log_format = log_format;
   gateway::Server server(context, context_pointers);
   try {
@@ -201,8 +254,11 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
     log->error("{}", error.what());
     return 1;
   }
+  if (redis != nullptr) {
+    redis->start();
+  }
   server.start();
-  asio::co_spawn(*contexts.front(), handle_signals(context, server, launcher, contexts),
+  asio::co_spawn(*contexts.front(), handle_signals(context, server, launcher, redis, contexts),
                  asio::detached);
 
   auto endpoint = server.local_endpoint();
