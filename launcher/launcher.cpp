@@ -131,6 +131,15 @@ Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
                              observer));
   }
 
+  // Instances that other gateways publish can release held requests.
+  routes.set_change_listener([this](const std::string& deployment) {
+    auto found = controllers_.find(deployment);
+    if (found != controllers_.end()) {
+      asio::post(found->second->strand(),
+                 [controller = found->second] { controller->on_routes_changed(); });
+    }
+  });
+
   // Containers survive a gateway killed with SIGKILL: look for them before
   // the deployments on docker workers start new ones.
   if (any_docker) {
