@@ -20,7 +20,7 @@ RedisMetrics::RedisMetrics(prometheus::Registry& registry)
                    .Add({})),
       connected_(prometheus::BuildGauge()
                      .Name("modelgate_redis_connected")
-                     .Help("1 while the gateway's command connection to Redis is up, else 0.")
+                     .Help("Whether the gateway's command connection to Redis is up (1) or not (0).")
                      .Register(registry)
                      .Add({})) {}
 

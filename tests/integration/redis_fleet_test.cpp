@@ -213,9 +213,16 @@ TEST_F(RedisFleetTest, RedisRestartFailsNoRequest) {
   } join{running, traffic};
   ASSERT_TRUE(wait_until([&] { return served.load() >= 40; }));
   redis_.kill();
+  auto redis_connected = [](GatewayProcess& gateway) {
+    std::string metrics = http_request(gateway.port(), "GET", "/metrics").body;
+    return metrics.find("\nmodelgate_redis_connected 1\n") != std::string::npos;
+  };
+  ASSERT_TRUE(wait_until([&] { return !redis_connected(a) && !redis_connected(b); }))
+      << "the gateways did not notice the outage";
   int before_restart = served.load();
   ASSERT_TRUE(wait_until([&] { return served.load() >= before_restart + 40; }));
   redis_.start();
+  ASSERT_TRUE(wait_until([&] { return redis_connected(a) && redis_connected(b); }));
   ASSERT_TRUE(wait_until([&] { return redis_records().size() == 1; }, 10s))
       << "the owner did not publish its instance again";
   int after_restart = served.load();
@@ -238,8 +245,8 @@ TEST_F(RedisFleetTest, RedisRestartFailsNoRequest) {
     }
     EXPECT_EQ(warnings, 1u) << "the outage must be logged once";
     std::string metrics = http_request(gateway->port(), "GET", "/metrics").body;
-    EXPECT_NE(metrics.find("modelgate_redis_outages_total 1"), std::string::npos) << metrics;
-    EXPECT_NE(metrics.find("modelgate_redis_connected 1"), std::string::npos);
+    EXPECT_NE(metrics.find("\nmodelgate_redis_outages_total 1\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("\nmodelgate_redis_connected 1\n"), std::string::npos) << metrics;
   }
 }
 
@@ -283,6 +290,19 @@ TEST_F(RedisFleetTest, UseOnOtherGatewayDelaysIdleStop) {
   std::string log = a.log();
   EXPECT_NE(log.find("stopping: idle"), std::string::npos);
   EXPECT_EQ(b.log().find("stopping: idle"), std::string::npos);
+}
+
+TEST_F(RedisFleetTest, ColdStartWorksWithoutRedis) {
+  GatewayProcess& a = start(dir_a_, "gw-a");
+  redis_.kill();
+
+  HttpResponse response = a.chat("demo");
+  EXPECT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(starts(), 1u);
+
+  // Back with Redis, the gateway publishes the instance it started alone.
+  redis_.start();
+  EXPECT_TRUE(wait_until([&] { return redis_records().size() == 1; }, 10s));
 }
 
 TEST_F(RedisFleetTest, WrongPasswordStopsStartup) {
