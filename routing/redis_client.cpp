@@ -292,6 +292,8 @@ awaitable<void> RedisClient::run() {
 awaitable<std::string> RedisClient::connect_once() {
   // Connect without blocking; hiredis reports the result on the first
   // write event.
+  // TODO: hiredis resolves a host name with a blocking getaddrinfo() here,
+  // on the I/O thread; an IP address or a socket path does not block.
   redisAsyncContext* context = settings_.socket_path.empty()
                                    ? redisAsyncConnect(settings_.host.c_str(), settings_.port)
                                    : redisAsyncConnectUnix(settings_.socket_path.c_str());

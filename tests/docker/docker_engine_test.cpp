@@ -2,6 +2,7 @@
 // (podman system service), with the stub backend in a locally built image.
 
 #include "tests/docker/podman_engine.hpp"
+#include "tests/support/redis_server.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -243,6 +244,43 @@ TEST_F(DockerEngineTest, RestartAdoptsSurvivingContainer) {
   ASSERT_EQ(after.size(), 1u) << json(after).dump();
   EXPECT_EQ(after[0]["Id"], before[0]["Id"]) << "a new container was started";
   EXPECT_NE(gateway_->log().find("adopted"), std::string::npos) << gateway_->log();
+}
+
+TEST_F(DockerEngineTest, RestartWithRedisAdoptsAndPublishesContainer) {
+  RedisServer redis;
+  std::uint16_t base = random_port_base(40);
+  std::string text = config();
+  replace_all(text, "{{PORTS}}", std::to_string(base) + "-" + std::to_string(base + 39));
+  replace_all(text, "  stop_grace_period: 5s\n",
+              "  stop_grace_period: 5s\n"
+              "  redis:\n"
+              "    url: " + redis.url() + "\n"
+              "    lease_ttl: 1s\n"
+              "    heartbeat_interval: 300ms\n"
+              "    resync_interval: 300ms\n");
+  start(text);
+  ASSERT_EQ(gateway_->chat("demo").status, 200);
+  std::vector<json> before = own_containers();
+  ASSERT_EQ(before.size(), 1u);
+  std::string instance_id = before[0]["Labels"]["modelgate.instance"];
+  ASSERT_FALSE(instance_id.empty()) << before[0].dump();
+  auto record = [&] { return redis.command({"HGET", "modelgate:instances:demo", instance_id}); };
+  ASSERT_NE(record(), "(nil)") << "the instance was not published";
+
+  // SIGKILL leaves the container running and its route in Redis.
+  gateway_->process().signal(SIGKILL);
+  ASSERT_TRUE(gateway_->process().wait_exit(10s).has_value());
+
+  start(text);
+  HttpResponse response = gateway_->chat("demo");
+
+  ASSERT_EQ(response.status, 200) << response.body;
+  std::vector<json> after = own_containers();
+  ASSERT_EQ(after.size(), 1u) << json(after).dump();
+  EXPECT_EQ(after[0]["Id"], before[0]["Id"]) << "a new container was started";
+  EXPECT_TRUE(wait_until([&] { return record().find("\"running\"") != std::string::npos; }))
+      << "the adopted instance is not published as running: " << record();
+  EXPECT_EQ(redis.command({"HLEN", "modelgate:instances:demo"}), "1");
 }
 
 TEST_F(DockerEngineTest, RestartRemovesContainerOfChangedSpec) {
