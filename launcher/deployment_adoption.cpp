@@ -79,8 +79,8 @@ awaitable<bool> DeploymentController::adopt(LeftBehind found) {
     instances_.push_back(instance);
   }
   routes_.add_instance(instance->handle);
-  log->info("instance {} of '{}' adopted: {} on {}:{}, left running by an earlier run of the "
-            "gateway",
+  log->info("instance {} of '{}' adopted: {} on {}:{}, left running by a gateway that no "
+            "longer runs",
             found.instance_id, printable(deployment_.name), instance->runtime_id, worker_.ip,
             found.port);
   wake_waiters({AcquireStatus::ready, instance->handle, {}});

@@ -22,7 +22,7 @@ using SystemClock = std::chrono::system_clock;
 // How often last-used times are exchanged through Redis.
 constexpr auto kUsageInterval = std::chrono::seconds(1);
 
-// Deletes KEYS[1] only while it still holds ARGV[1], so that a gateway
+// Deletes KEYS[1] only while its value is still ARGV[1], so that a gateway
 // never releases a claim that expired and was taken by another one.
 constexpr const char* kCompareAndDelete =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) "
@@ -169,6 +169,36 @@ void RedisRouteStore::set_change_listener(ChangeListener listener) {
   asio::post(strand_, [this, listener = std::move(listener)]() mutable {
     listener_ = std::move(listener);
   });
+}
+
+void RedisRouteStore::set_orphan_listener(OrphanListener listener) {
+  asio::post(strand_, [this, listener = std::move(listener)]() mutable {
+    orphan_listener_ = std::move(listener);
+  });
+}
+
+awaitable<std::string> RedisRouteStore::live_owner_of(std::string deployment, std::string id) {
+  auto find = [this, deployment, id]() -> awaitable<std::string> {
+    // At start-up the connection may still be coming up.
+    asio::steady_timer pause(strand_);
+    auto deadline = SteadyClock::now() + settings_.lease_ttl;
+    while (!commands_->connected() && SteadyClock::now() < deadline) {
+      pause.expires_after(milliseconds(20));
+      boost::system::error_code ignored;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    RedisReply reply = co_await commands_->command("HGET", instances_key(deployment), id);
+    if (reply.kind != RedisReply::Kind::string) {
+      co_return std::string();
+    }
+    std::optional<Record> record = decode(id, reply.text);
+    if (!record || record->owner == gateway_id_) {
+      co_return std::string();
+    }
+    bool alive = co_await lease_alive(record->owner);
+    co_return alive ? record->owner : std::string();
+  };
+  co_return co_await asio::co_spawn(strand_, find(), asio::use_awaitable);
 }
 
 void RedisRouteStore::add_instance(InstancePtr instance) {
@@ -472,14 +502,19 @@ awaitable<void> RedisRouteStore::reload(std::string deployment, bool remove_dead
         known = owner_alive.emplace(record->owner, alive).first;
       }
       if (!known->second) {
-        // TODO: adopt a healthy container of a dead gateway when this
-        // gateway can reach its engine; now its route is only removed.
-        log()->info("removing route of instance {} of '{}' at {}:{}: the lease of its gateway "
-                    "'{}' expired",
-                    id, printable(deployment), record->host, record->port, record->owner);
-        co_await commands_->command("HDEL", instances_key(deployment), id);
+        RedisReply removed = co_await commands_->command("HDEL", instances_key(deployment), id);
         co_await commands_->command("HDEL", last_used_key(deployment), id);
         removed_any = true;
+        // HDEL returns 1 on one gateway only: that one may adopt it.
+        if (removed.kind == RedisReply::Kind::integer && removed.integer == 1) {
+          log()->info("removed route of instance {} of '{}' at {}:{}: the lease of its gateway "
+                      "'{}' expired",
+                      id, printable(deployment), record->host, record->port, record->owner);
+          if (orphan_listener_) {
+            orphan_listener_(OrphanedInstance{deployment, id, record->host, record->port,
+                                              record->worker, record->owner});
+          }
+        }
         continue;
       }
     }

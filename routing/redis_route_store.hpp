@@ -75,6 +75,8 @@ class RedisRouteStore final : public RouteStore {
   void release_start(const std::string& deployment, const StartClaim& claim) override;
   void set_change_listener(ChangeListener listener) override;
   bool report_unreachable(const InstanceHandle& instance) override;
+  void set_orphan_listener(OrphanListener listener) override;
+  awaitable<std::string> live_owner_of(std::string deployment, std::string id) override;
 
   const std::string& gateway_id() const { return gateway_id_; }
   bool connected() const { return connected_.load(); }
@@ -144,6 +146,7 @@ class RedisRouteStore final : public RouteStore {
   // True from the first failure until a command succeeds again.
   bool in_outage_ = false;
   ChangeListener listener_;
+  OrphanListener orphan_listener_;
 
   // Guards the maps below and the snapshot swap. The launcher's strands
   // change `own_`; the store's strand changes `remote_`.

@@ -101,6 +101,12 @@ bool RouteStore::report_unreachable(const InstanceHandle&) { return false; }
 
 void RouteStore::set_change_listener(ChangeListener) {}
 
+void RouteStore::set_orphan_listener(OrphanListener) {}
+
+awaitable<std::string> RouteStore::live_owner_of(std::string, std::string) {
+  co_return std::string();
+}
+
 MemoryRouteStore::MemoryRouteStore()
     : table_(std::make_shared<const RouteTable>()) {}
 

@@ -120,12 +120,24 @@ struct StartClaim {
   std::string holder;
 };
 
+// An instance whose gateway died, found in a shared store. Another gateway
+// that can reach its runtime may adopt it.
+struct OrphanedInstance {
+  std::string deployment;
+  std::string id;
+  std::string host;
+  std::uint16_t port = 0;
+  std::string worker;
+  std::string owner;  // the gateway id of the dead gateway
+};
+
 // Storage of the routes. The in-memory store serves one gateway; other stores
 // share routes between gateways. The launcher calls the writers from its
 // strands; snapshot() may be called from any thread.
 class RouteStore {
  public:
   using ChangeListener = std::function<void(const std::string& deployment)>;
+  using OrphanListener = std::function<void(const OrphanedInstance& orphan)>;
 
   virtual ~RouteStore() = default;
 
@@ -152,6 +164,13 @@ class RouteStore {
   // other gateways changed. It runs on the store's executor and must not
   // block.
   virtual void set_change_listener(ChangeListener listener);
+  // Sets the function called, on one gateway only, with each instance whose
+  // gateway's lease expired, after its route was removed.
+  virtual void set_orphan_listener(OrphanListener listener);
+  // Returns the id of another live gateway that serves instance `id`, or an
+  // empty string, so that a restarted gateway does not adopt an instance
+  // that another gateway adopted meanwhile.
+  virtual awaitable<std::string> live_owner_of(std::string deployment, std::string id);
 };
 
 class MemoryRouteStore final : public RouteStore {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <future>
 #include <memory>
 #include <string>
@@ -168,6 +169,15 @@ TEST_F(RedisRouteStoreTest, ResyncHealsLostMessage) {
 
 TEST_F(RedisRouteStoreTest, RemovesRoutesOfExpiredLease) {
   RedisRouteStore& survivor = make_store("gw-b");
+  RedisRouteStore& other_survivor = make_store("gw-c");
+  std::mutex orphans_mutex;
+  std::vector<OrphanedInstance> orphans;
+  for (RedisRouteStore* store : {&survivor, &other_survivor}) {
+    store->set_orphan_listener([&](const OrphanedInstance& orphan) {
+      std::lock_guard lock(orphans_mutex);
+      orphans.push_back(orphan);
+    });
+  }
   // A gateway that published an instance and then stopped renewing its
   // lease, as after SIGKILL.
   server_.command({"SET", "test-fleet:lease:gw-dead", "1", "PX", "700"});
@@ -179,6 +189,16 @@ TEST_F(RedisRouteStoreTest, RemovesRoutesOfExpiredLease) {
 
   EXPECT_TRUE(wait_until([&] { return record("demo-1") == "(nil)"; }, 5s)) << record("demo-1");
   EXPECT_TRUE(wait_until([&] { return survivor.snapshot()->instances("demo") == nullptr; }));
+  EXPECT_TRUE(wait_until([&] { return other_survivor.snapshot()->instances("demo") == nullptr; }));
+
+  // One gateway, and only one, is offered the instance for adoption.
+  std::lock_guard lock(orphans_mutex);
+  ASSERT_EQ(orphans.size(), 1u);
+  EXPECT_EQ(orphans[0].id, "demo-1");
+  EXPECT_EQ(orphans[0].deployment, "demo");
+  EXPECT_EQ(orphans[0].owner, "gw-dead");
+  EXPECT_EQ(orphans[0].worker, "w");
+  EXPECT_EQ(orphans[0].port, 20001);
 }
 
 TEST_F(RedisRouteStoreTest, RemovesEntriesOfEarlierRun) {
