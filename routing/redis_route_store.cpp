@@ -697,6 +697,9 @@ awaitable<StartClaim> RedisRouteStore::claim_start(std::string deployment,
         note_failure("SET " + claim_key(deployment), set);
         co_return local;
       }
+      // NOTE: the fencing token goes into the records of the instances this
+      // claim starts and guards the claim's release, but Redis does not
+      // reject record writes that carry an older token.
       if (set.kind == RedisReply::Kind::status) {
         // The previous holder publishes its instance as RUNNING before it
         // releases the claim, so a RUNNING record now means no start.
