@@ -333,6 +333,20 @@ TEST_F(DockerEngineTest, SurvivorAdoptsContainerOfKilledGateway) {
       << "the survivor started a container of its own";
   EXPECT_NE(survivor.log().find("adopted"), std::string::npos) << survivor.log();
 
+  // Restarted, the killed gateway finds its container served by the
+  // survivor: it neither adopts nor removes it, and routes to it.
+  gateway_ = std::make_unique<GatewayProcess>(dir_, config_for(id_a));
+  ASSERT_TRUE(gateway_->wait_ready()) << gateway_->log();
+  EXPECT_TRUE(wait_until(
+      [&] { return gateway_->log().find("leaving container") != std::string::npos; }, 10s))
+      << gateway_->log();
+  ASSERT_EQ(gateway_->chat("demo").status, 200) << gateway_->log();
+  after = engine_->containers("modelgate.gateway", id_a);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["Id"], before[0]["Id"]);
+  EXPECT_NE(record().find("\"owner\":\"" + id_b + "\""), std::string::npos) << record();
+  EXPECT_EQ(redis.command({"HLEN", "modelgate:instances:demo"}), "1");
+
   // The adopter stops what it adopted.
   survivor.process().signal(SIGTERM);
   EXPECT_TRUE(survivor.process().wait_exit(20s).has_value());
