@@ -626,6 +626,10 @@ awaitable<void> RedisRouteStore::share_last_used() {
     std::lock_guard lock(mutex_);
     for (const auto& [deployment, instances] : remote_) {
       for (const auto& [id, instance] : instances) {
+        // A long request, such as a stream, keeps the instance in use.
+        if (instance->in_flight() > 0) {
+          instance->note_used_at(SteadyClock::now());
+        }
         auto shared = shared_last_used_.find(id);
         if (shared == shared_last_used_.end() || shared->second < instance->last_used()) {
           used_remote.push_back(instance);

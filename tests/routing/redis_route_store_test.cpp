@@ -287,5 +287,22 @@ TEST_F(RedisRouteStoreTest, SharesLastUseWithOwner) {
       << "the owner did not see the use on the other gateway";
 }
 
+TEST_F(RedisRouteStoreTest, LongRequestKeepsOwnerBusy) {
+  RedisRouteStore& owner = make_store("gw-a");
+  RedisRouteStore& other = make_store("gw-b");
+  InstancePtr own = instance("demo-1", 20001);
+  own->set_state(InstanceState::running);
+  owner.add_instance(own);
+  ASSERT_TRUE(wait_until([&] { return other.snapshot()->pick("demo") != nullptr; }));
+
+  // A request that stays in flight on the other gateway, like a stream.
+  InstancePtr remote = other.snapshot()->pick("demo");
+  ASSERT_TRUE(remote->try_acquire());
+  auto began = std::chrono::steady_clock::now();
+  bool refreshed = wait_until([&] { return own->last_used() > began + 1500ms; }, 5s);
+  remote->release();
+  EXPECT_TRUE(refreshed) << "the owner did not see the request in flight on the other gateway";
+}
+
 }  // namespace
 }  // namespace modelgate::routing
