@@ -334,13 +334,14 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
   instance->release();
 
   // The instance of a gateway that died: once more, on another instance or
-  // a new one.
+  // a new one. The flag stays set meanwhile, so that a second refusal gets
+  // an error response instead of another retry.
   if (retry_elsewhere_) {
-    retry_elsewhere_ = false;
     instance = server_.routes.snapshot()->pick(deployment->name);
     if (!instance || !instance->try_acquire()) {
       instance = co_await acquire_instance(*deployment, record, keep_alive);
       if (!instance) {
+        retry_elsewhere_ = false;
         co_return keep_alive;
       }
     }

@@ -563,6 +563,8 @@ awaitable<void> RedisRouteStore::reload(std::string deployment, bool remove_dead
     current = std::move(next);
     if (changed) {
       rebuild_snapshot();
+      log()->debug("routes of '{}' changed: {} instance(s) of other gateways",
+                   printable(deployment), current.size());
     }
   }
   if (changed && listener_) {

@@ -292,6 +292,31 @@ TEST_F(RedisFleetTest, UseOnOtherGatewayDelaysIdleStop) {
   EXPECT_EQ(b.log().find("stopping: idle"), std::string::npos);
 }
 
+TEST_F(RedisFleetTest, SecondRefusedInstanceGetsError) {
+  GatewayProcess& b = start(dir_b_, "gw-b");
+  // Two RUNNING instances of a gateway whose lease is alive, on ports where
+  // nothing listens.
+  redis_.command({"SET", std::string(kPrefix) + ":lease:gw-x", "1", "PX", "60000"});
+  for (std::string id : {"demo-x1", "demo-x2"}) {
+    std::uint16_t port = reserve_port();
+    redis_.command({"HSET", std::string(kPrefix) + ":instances:demo", id,
+                    R"({"state":"running","host":"127.0.0.1","port":)" + std::to_string(port) +
+                        R"(,"worker":"local","owner":"gw-x","started_at":1,"fence":1})"});
+  }
+  redis_.command({"PUBLISH", std::string(kPrefix) + ":events", "demo"});
+  ASSERT_TRUE(wait_until([&] {
+    return b.log().find("2 instance(s) of other gateways") != std::string::npos;
+  })) << b.log();
+
+  // The first refusal is retried on the other instance; the second one is
+  // answered with an error instead of a third try.
+  HttpResponse response = b.chat("demo");
+  EXPECT_EQ(response.status, 502) << response.body;
+  EXPECT_NE(response.body.find("cannot connect to instance demo-x"), std::string::npos)
+      << response.body;
+  EXPECT_EQ(starts(), 0u);
+}
+
 TEST_F(RedisFleetTest, ColdStartWorksWithoutRedis) {
   GatewayProcess& a = start(dir_a_, "gw-a");
   redis_.kill();
