@@ -13,6 +13,8 @@ apt_packages=(
   build-essential cmake ninja-build ccache pkg-config curl
   libboost-dev libboost-program-options-dev
   nlohmann-json3-dev libyaml-cpp-dev libhiredis-dev libssl-dev
+  # Routes shared between gateways: tests start a real redis-server.
+  redis-server
   prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   nginx-light haproxy wrk gnuplot-nox
   # tests/docker: a private Podman engine (with runc, because crun rejects

@@ -68,6 +68,37 @@ struct TlsSettings {
   bool enabled() const { return !cert_file.empty(); }
 };
 
+// `gateway.redis`: where the routes are shared with other gateways. An empty
+// `url` keeps the routes in this process's memory.
+struct RedisSettings {
+  // As written: "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+  // "unix://[[USER]:PASSWORD@]/PATH[?db=DB]" or a socket path "/PATH".
+  std::string url;
+  // Parsed from `url`: a socket path, else host and port.
+  std::string host;
+  std::uint16_t port = 6379;
+  std::string socket_path;
+  std::string user;      // empty: AUTH with the password only
+  std::string password;  // empty: no AUTH
+  int db = 0;
+
+  // Every key and the pub/sub channel start with "PREFIX:", so that several
+  // fleets can share one Redis database.
+  std::string key_prefix = "modelgate";
+  // A gateway whose lease key is older than this counts as dead, and its
+  // instances' routes are removed.
+  Duration lease_ttl = std::chrono::seconds(10);
+  // How often the gateway renews its lease; at most a third of lease_ttl.
+  Duration heartbeat_interval = std::chrono::seconds(2);
+  // How often the gateway reads every route, in case a pub/sub message was
+  // lost.
+  Duration resync_interval = std::chrono::seconds(10);
+
+  bool enabled() const { return !url.empty(); }
+  // The url with the password replaced by "***", for logs and errors.
+  std::string redacted_url() const;
+};
+
 // The `gateway` section: the client listener, timeouts and limits.
 struct GatewaySettings {
   std::string listen_address = "127.0.0.1";
@@ -122,6 +153,8 @@ struct GatewaySettings {
   // finds its own. Empty: the launcher derives one from the host name, the
   // config file's path and the listen address.
   std::string id;
+
+  RedisSettings redis;
 };
 
 // A key that clients or operators present as `Authorization: Bearer KEY`

@@ -261,7 +261,7 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
        "max_idle_upstream_connections", "max_upstream_connections",
        "health_check_interval",
        "health_check_timeout", "stop_grace_period", "log_dir",
-       "instance_log_lines", "id"});
+       "instance_log_lines", "id", "redis"});
   GatewaySettings& gateway = config.gateway;
 
   if (auto v = map.find("listen")) {
@@ -354,6 +354,10 @@ void read_gateway(Reader& reader, const Value& value, Config& config) {
                   "Use 1 to 64 letters, digits, '.', '_' or '-', such as "
                   "edge-1");
     }
+  }
+
+  if (auto v = map.find("redis")) {
+    read_redis(reader, *v, gateway.redis);
   }
 }
 

@@ -31,6 +31,9 @@ AuthSettings read_auth(Reader& reader, const Value& value);
 // admin keys. Runs after the deployments are read.
 void check_auth(const Reader& reader, const Config& config);
 
+// Reads `gateway.redis` into `redis`.
+void read_redis(Reader& reader, const Value& value, RedisSettings& redis);
+
 // Fills the "resolved while loading" fields of every deployment and checks
 // what depends on several sections: backend and worker names, versions,
 // template variables and frameworks.

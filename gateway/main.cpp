@@ -22,11 +22,15 @@
 #include "config/config.hpp"
 #include "gateway/log_format.hpp"
 #include "gateway/metrics.hpp"
+#include "gateway/redis_metrics.hpp"
 #include "gateway/server.hpp"
 #include "gateway/tls_context.hpp"
+#include "launcher/docker_runtime.hpp"
 #include "launcher/launcher.hpp"
 #include "launcher/process_guard.hpp"
 #include "routing/logger.hpp"
+#include "routing/redis_client.hpp"
+#include "routing/redis_route_store.hpp"
 #include "routing/route_table.hpp"
 
 namespace {
@@ -171,7 +175,7 @@ awaitable<void> reload_tls_on_sighup(gateway::TlsContext& tls, gateway::Metrics&
 // process guard then stops the backends.
 awaitable<void> handle_signals(gateway::ServerContext& context,
                                std::vector<gateway::Server*> servers,
-                               launcher::Launcher& launcher,
+                               launcher::Launcher& launcher, routing::RedisRouteStore* redis,
                                std::vector<std::unique_ptr<asio::io_context>>& contexts) {
   auto executor = co_await asio::this_coro::executor;
   asio::signal_set signals(executor, SIGINT, SIGTERM);
@@ -192,9 +196,39 @@ awaitable<void> handle_signals(gateway::ServerContext& context,
   });
   co_await launcher.shutdown();
   log->info("all instances stopped");
+  if (redis != nullptr) {
+    co_await redis->shutdown();
+  }
   for (auto& io_context : contexts) {
     io_context->stop();
   }
+}
+
+// Connects to Redis once before the I/O threads start. Returns false when
+// Redis rejects the credentials or the database, which a restart cannot fix.
+// An unreachable Redis is only a warning: the gateway serves from its local
+// routes and connects when Redis is back.
+bool check_redis_at_startup(const config::RedisSettings& redis) {
+  auto log = component_logger("gateway");
+  routing::RedisCheck check = routing::check_redis(redis, std::chrono::seconds(3));
+  if (!check.reachable) {
+    log->warn("Redis at {} is unreachable ({}); starting with local routes and connecting in "
+              "the background",
+              redis.redacted_url(), check.error);
+    return true;
+  }
+  bool rejected = check.error.rfind("AUTH", 0) == 0 || check.error.rfind("SELECT", 0) == 0;
+  if (rejected) {
+    log->error("Redis at {} rejected the gateway: {}; check the user, password and database "
+               "in gateway.redis.url",
+               redis.redacted_url(), check.error);
+    return false;
+  }
+  if (!check.error.empty()) {
+    log->warn("Redis at {} did not answer PING ({}); connecting in the background",
+              redis.redacted_url(), check.error);
+  }
+  return true;
 }
 
 int serve(const config::Config& config, gateway::LogFormat log_format) {
@@ -217,9 +251,28 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
     deployment_names.push_back(deployment.name);
   }
   gateway::Metrics metrics(deployment_names);
-  routing::MemoryRouteStore routes;
-  launcher::Launcher launcher(*contexts.front(), config, routes, guard.get(), &metrics);
-  gateway::ServerContext context(config, launcher, routes, metrics);
+
+  // Routes in Redis when gateway.redis is set, else in memory.
+  std::unique_ptr<routing::RouteStore> routes;
+  std::unique_ptr<gateway::RedisMetrics> redis_metrics;
+  routing::RedisRouteStore* redis = nullptr;
+  if (config.gateway.redis.enabled()) {
+    if (!check_redis_at_startup(config.gateway.redis)) {
+      return 1;
+    }
+    std::string gateway_id =
+        config.gateway.id.empty() ? launcher::default_gateway_id(config) : config.gateway.id;
+    redis_metrics = std::make_unique<gateway::RedisMetrics>(metrics.registry());
+    auto store = std::make_unique<routing::RedisRouteStore>(
+        *contexts.front(), config.gateway.redis, gateway_id, deployment_names,
+        redis_metrics.get());
+    redis = store.get();
+    routes = std::move(store);
+  } else {
+    routes = std::make_unique<routing::MemoryRouteStore>();
+  }
+  launcher::Launcher launcher(*contexts.front(), config, *routes, guard.get(), &metrics);
+  gateway::ServerContext context(config, launcher, *routes, metrics);
   context.log_format = log_format;
   gateway::Server server(context, context_pointers);
   std::unique_ptr<gateway::Server> admin_server;
@@ -243,6 +296,9 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
     log->error("{}", error.what());
     return 1;
   }
+  if (redis != nullptr) {
+    redis->start();
+  }
 
   std::vector<gateway::Server*> servers{&server};
   server.start();
@@ -250,7 +306,8 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
     admin_server->start();
     servers.push_back(admin_server.get());
   }
-  asio::co_spawn(*contexts.front(), handle_signals(context, servers, launcher, contexts),
+  asio::co_spawn(*contexts.front(),
+                 handle_signals(context, servers, launcher, redis, contexts),
                  asio::detached);
   if (tls) {
     asio::co_spawn(*contexts.front(), reload_tls_on_sighup(*tls, metrics), asio::detached);
@@ -281,7 +338,7 @@ int serve(const config::Config& config, gateway::LogFormat log_format) {
 // yaml-cpp 0.7 (Debian 12) never returns on some malformed documents that
 // the loader does not screen out. Reading the config runs under an alarm,
 // so that such a file ends the program with a message instead of a hang.
-constexpr unsigned kConfigReadSeconds = 10;
+constexpr unsigned kConfigReadSeconds = 3;
 char config_read_message[512];
 
 void on_config_read_alarm(int) {

@@ -118,6 +118,9 @@ class Metrics final : public launcher::LifecycleObserver {
   // The text exposition format.
   std::string serialize() const;
 
+  // For metrics that other components register, such as RedisMetrics.
+  prometheus::Registry& registry() { return *registry_; }
+
  private:
   struct Families;
   struct DeploymentSeries;

@@ -228,6 +228,9 @@ class Session {
   bool watching_ = false;
   bool client_gone_ = false;
   std::function<void()> on_client_gone_;
+  // Set by proxy() when it could not connect to another gateway's instance
+  // and sent nothing, so that the request can go to another instance.
+  bool retry_elsewhere_ = false;
 };
 
 awaitable<void> Session::run() {
@@ -569,6 +572,24 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
 
   bool result = co_await proxy(request, record, *deployment, *instance);
   instance->release();
+
+  // The instance of a gateway that died: once more, on another instance or
+  // a new one. The flag stays set meanwhile, so that a second refusal gets
+  // an error response instead of another retry.
+  if (retry_elsewhere_) {
+    instance = server_.routes.snapshot()->pick(deployment->name);
+    if (!instance || !instance->try_acquire()) {
+      instance = co_await acquire_instance(*deployment, record, keep_alive);
+      if (!instance) {
+        retry_elsewhere_ = false;
+        co_return keep_alive;
+      }
+    }
+    record.instance = instance->id();
+    result = co_await proxy(request, record, *deployment, *instance);
+    instance->release();
+    retry_elsewhere_ = false;
+  }
   co_return result && keep_alive;
 }
 
@@ -681,6 +702,10 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     }
     if (!upstream) {
       server_.metrics.record_upstream_error(record.deployment, UpstreamErrorKind::connect);
+      if (!retry_elsewhere_ && server_.routes.report_unreachable(instance)) {
+        retry_elsewhere_ = true;
+        co_return true;
+      }
       co_return co_await reject(record, ErrorKind::backend_error,
                                 "cannot connect to instance " + std::string(backend) + " of model '" +
                                     record.deployment + "': " + error.message(),

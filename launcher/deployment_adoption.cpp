@@ -70,6 +70,7 @@ awaitable<bool> DeploymentController::adopt(LeftBehind found) {
   auto instance = std::make_shared<Instance>();
   instance->handle = std::make_shared<routing::InstanceHandle>(found.instance_id, deployment_.name,
                                                                worker_.ip, found.port);
+  instance->handle->set_worker(worker_.name);
   instance->runtime = std::move(attached.instance);
   instance->runtime_id = instance->runtime->describe();
   set_state(instance, routing::InstanceState::running);
@@ -78,8 +79,8 @@ awaitable<bool> DeploymentController::adopt(LeftBehind found) {
     instances_.push_back(instance);
   }
   routes_.add_instance(instance->handle);
-  log->info("instance {} of '{}' adopted: {} on {}:{}, left running by an earlier run of the "
-            "gateway",
+  log->info("instance {} of '{}' adopted: {} on {}:{}, left running by a gateway that no "
+            "longer runs",
             found.instance_id, printable(deployment_.name), instance->runtime_id, worker_.ip,
             found.port);
   wake_waiters({AcquireStatus::ready, instance->handle, {}});
@@ -97,7 +98,7 @@ void DeploymentController::end_recovery() {
   }
   if (launching_ == 0 && !has_instance_in(routing::InstanceState::running) &&
       !has_instance_in(routing::InstanceState::starting)) {
-    start_instances();
+    request_start();
   }
 }
 

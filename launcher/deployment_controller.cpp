@@ -5,6 +5,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "config/command.hpp"
 #include "launcher/argv_text.hpp"
@@ -24,6 +26,12 @@ using std::chrono::milliseconds;
 constexpr auto kOutputDrainTimeout = milliseconds(500);
 // How many log lines a failed start writes to the gateway's log.
 constexpr std::size_t kFailureLogLines = 10;
+// A start claim outlives startup_timeout by this much, so that it expires
+// on its own when the claiming gateway dies.
+constexpr auto kClaimMargin = std::chrono::seconds(30);
+// How often held requests try the claim again while another gateway
+// starts the deployment; a change of the routes wakes them earlier.
+constexpr auto kClaimRetryInterval = std::chrono::seconds(1);
 
 std::shared_ptr<spdlog::logger> log() { return component_logger("launcher"); }
 
@@ -83,6 +91,10 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
       }
     }
   }
+  if (routing::InstancePtr remote = routes_.snapshot()->pick(deployment_.name)) {
+    held->complete({AcquireStatus::ready, std::move(remote), {}});
+    return;
+  }
 
   std::size_t limit = config_.gateway.max_held_requests_per_deployment;
   if (waiters_.size() >= limit) {
@@ -95,7 +107,90 @@ void DeploymentController::enqueue(std::shared_ptr<HeldRequest> held) {
   waiters_.push_back(std::move(held));
   update_held_count();
   if (!recovering_ && launching_ == 0 && !has_instance_in(routing::InstanceState::starting)) {
+    request_start();
+  }
+}
+
+void DeploymentController::on_routes_changed() {
+  if (waiters_.empty() || shutting_down_) {
+    return;
+  }
+  if (routing::InstancePtr remote = routes_.snapshot()->pick(deployment_.name)) {
+    log()->info("instance {} of '{}' at {}:{} became RUNNING on another gateway, {} held "
+                "request(s) released",
+                remote->id(), printable(deployment_.name), remote->host(), remote->port(),
+                waiters_.size());
+    wake_waiters({AcquireStatus::ready, remote, {}});
+    return;
+  }
+  if (claim_retry_) {
+    claim_retry_->cancel();
+  }
+}
+
+void DeploymentController::request_start() {
+  if (!routes_.shared()) {
     start_instances();
+    return;
+  }
+  if (claiming_) {
+    return;
+  }
+  claiming_ = true;
+  asio::co_spawn(strand_, [self = shared_from_this()] { return self->claim_and_start(); },
+                 asio::detached);
+}
+
+awaitable<void> DeploymentController::claim_and_start() {
+  auto ttl = duration_cast<milliseconds>(deployment_.startup_timeout + kClaimMargin);
+  if (!claim_retry_) {
+    claim_retry_ = std::make_unique<asio::steady_timer>(strand_);
+  }
+
+  for (;;) {
+    // Stop when nothing waits any more, or when an instance starts or runs.
+    if (shutting_down_ || waiters_.empty() || launching_ > 0 ||
+        has_instance_in(routing::InstanceState::starting)) {
+      break;
+    }
+    if (routing::InstancePtr ready = routes_.snapshot()->pick(deployment_.name)) {
+      wake_waiters({AcquireStatus::ready, ready, {}});
+      break;
+    }
+
+    routing::StartClaim claim = co_await routes_.claim_start(deployment_.name, ttl);
+    bool still_needed = !shutting_down_ && !waiters_.empty() && launching_ == 0 &&
+                        !has_instance_in(routing::InstanceState::starting);
+    if (claim.granted && still_needed) {
+      claim_ = claim;
+      claimed_starts_ = deployment_.replicas;
+      start_instances();
+      break;
+    }
+    if (claim.granted) {
+      routes_.release_start(deployment_.name, claim);
+      continue;
+    }
+    if (routes_.snapshot()->pick(deployment_.name)) {
+      continue;  // the claim found a RUNNING instance
+    }
+    log()->debug("gateway '{}' is starting '{}'; {} request(s) wait for its instance",
+                 claim.holder, printable(deployment_.name), waiters_.size());
+
+    claim_retry_->expires_after(kClaimRetryInterval);
+    boost::system::error_code ignored;
+    co_await claim_retry_->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  claiming_ = false;
+}
+
+void DeploymentController::end_claimed_start() {
+  if (claimed_starts_ == 0) {
+    return;
+  }
+  if (--claimed_starts_ == 0) {
+    routes_.release_start(deployment_.name, claim_);
+    claim_ = {};
   }
 }
 
@@ -121,6 +216,7 @@ awaitable<void> DeploymentController::run_instance() {
   std::string instance_id = next_instance_id();
   instance->handle = std::make_shared<routing::InstanceHandle>(
       instance_id, deployment_.name, worker_.ip, port.value_or(0));
+  instance->handle->set_worker(worker_.name);
   {
     std::lock_guard lock(status_mutex_);
     instances_.push_back(instance);
@@ -184,6 +280,7 @@ awaitable<void> DeploymentController::run_instance() {
 
   set_state(instance, routing::InstanceState::running);
   routes_.update_instance(*instance->handle);
+  end_claimed_start();
   clear_failed();
   {
     std::lock_guard lock(status_mutex_);
@@ -377,6 +474,7 @@ void DeploymentController::fail_start(const InstancePtr& instance, AcquireStatus
     }
     keep_failed(instance, reason);
   }
+  end_claimed_start();
 
   // Another replica may still start or run; the waiters stay for it.
   if (has_instance_in(routing::InstanceState::starting) ||

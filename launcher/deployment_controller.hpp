@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include "config/config.hpp"
@@ -42,6 +43,9 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   void enqueue(std::shared_ptr<HeldRequest> held);
   // Drops a request that stopped waiting (deadline, client gone).
   void forget(const HeldRequest* held);
+  // Releases held requests to an instance that another gateway published
+  // as RUNNING, or retries the start claim at once.
+  void on_routes_changed();
 
   awaitable<void> shutdown();
 
@@ -73,6 +77,10 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   };
   using InstancePtr = std::shared_ptr<Instance>;
 
+  // Starts instances, after claiming the start when the routes are shared.
+  void request_start();
+  awaitable<void> claim_and_start();
+  void end_claimed_start();
   void start_instances();
   awaitable<void> run_instance();
   awaitable<bool> wait_until_healthy(const InstancePtr& instance,
@@ -107,6 +115,14 @@ class DeploymentController : public std::enable_shared_from_this<DeploymentContr
   // the strand before a new start registers must not start another one.
   int launching_ = 0;
   bool recovering_ = false;
+  // A claim_and_start() loop runs.
+  bool claiming_ = false;
+  // The claim of the current start, and how many of its replicas have not
+  // ended their start yet.
+  routing::StartClaim claim_;
+  int claimed_starts_ = 0;
+  // Wakes claim_and_start() early when the routes change.
+  std::unique_ptr<asio::steady_timer> claim_retry_;
   // Calls of Runtime::start() under way, which shutdown() waits for.
   int starts_in_progress_ = 0;
   std::unique_ptr<Event> starts_ended_;

@@ -522,12 +522,16 @@ awaitable<std::string> DockerRuntime::pull_image(const std::string& image,
 }
 
 awaitable<LeftBehindList> DockerRuntime::find_left_behind() {
+  co_return co_await find_backends_of(gateway_id_);
+}
+
+awaitable<LeftBehindList> DockerRuntime::find_backends_of(std::string gateway_id) {
   LeftBehindList result;
   DockerResponse listed =
-      co_await client_->call("GET", "/containers/json?" + container_list_query(kLabelGateway, gateway_id_));
+      co_await client_->call("GET", "/containers/json?" + container_list_query(kLabelGateway, gateway_id));
   std::optional<std::vector<ContainerSummary>> containers = parse_container_list(listed.body);
   if (!listed.ok() || !containers) {
-    result.error = "cannot list the containers of gateway '" + gateway_id_ + "': " +
+    result.error = "cannot list the containers of gateway '" + gateway_id + "': " +
                    (listed.ok() ? "the response is not a JSON list" : client_->describe_failure(listed));
     co_return result;
   }

@@ -28,6 +28,7 @@ class DockerRuntime final : public Runtime {
   awaitable<StartResult> start(const LaunchSpec& spec, asio::any_io_executor executor) override;
 
   awaitable<LeftBehindList> find_left_behind() override;
+  awaitable<LeftBehindList> find_backends_of(std::string gateway_id) override;
   awaitable<StartResult> adopt(const LeftBehind& found, const LaunchSpec& spec,
                                asio::any_io_executor executor) override;
   awaitable<std::string> remove_left_behind(const LeftBehind& found) override;

@@ -86,7 +86,7 @@ awaitable<AcquireResult> HeldRequest::wait() {
 Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
                    routing::RouteStore& routes, ProcessGuard* guard,
                    LifecycleObserver* observer)
-    : io_context_(io_context), config_(config) {
+    : io_context_(io_context), config_(config), routes_(routes) {
   // One runtime and one port allocator per worker, in config order.
   std::string gateway_id = config.gateway.id.empty() ? default_gateway_id(config) : config.gateway.id;
   bool any_docker = false;
@@ -131,6 +131,20 @@ Launcher::Launcher(asio::io_context& io_context, const config::Config& config,
                              observer));
   }
 
+  // Instances that other gateways publish can release held requests.
+  routes.set_change_listener([this](const std::string& deployment) {
+    auto found = controllers_.find(deployment);
+    if (found != controllers_.end()) {
+      asio::post(found->second->strand(),
+                 [controller = found->second] { controller->on_routes_changed(); });
+    }
+  });
+
+  // Containers of a dead gateway keep running and may be adopted here.
+  routes.set_orphan_listener([this](const routing::OrphanedInstance& orphan) {
+    asio::co_spawn(io_context_, adopt_orphan(orphan), asio::detached);
+  });
+
   // Containers survive a gateway killed with SIGKILL: look for them before
   // the deployments on docker workers start new ones.
   if (any_docker) {
@@ -162,6 +176,14 @@ awaitable<void> Launcher::recover_left_behind() {
     }
 
     for (const LeftBehind& found : list.found) {
+      // Another gateway may have adopted it while this one was down.
+      std::string owner = co_await routes_.live_owner_of(found.deployment, found.instance_id);
+      if (!owner.empty()) {
+        log->info("leaving container {} of instance {} to gateway '{}', which serves it now",
+                  found.runtime_id.substr(0, 12), found.instance_id, owner);
+        continue;
+      }
+
       auto controller = controllers_.find(found.deployment);
       bool known = controller != controllers_.end() &&
                    controller->second->worker().name == found.worker;
@@ -192,6 +214,49 @@ awaitable<void> Launcher::recover_left_behind() {
 
   for (auto& [name, controller] : controllers_) {
     asio::post(controller->strand(), [controller = controller] { controller->end_recovery(); });
+  }
+}
+
+awaitable<void> Launcher::adopt_orphan(routing::OrphanedInstance orphan) {
+  auto log = component_logger("launcher");
+  auto controller = controllers_.find(orphan.deployment);
+  if (controller == controllers_.end()) {
+    co_return;
+  }
+  const config::Worker& worker = controller->second->worker();
+  if (worker.runtime != "docker" || worker.name != orphan.worker) {
+    log->info("not adopting instance {} of '{}' of gateway '{}': it ran on worker '{}', which is "
+              "not a docker worker of this gateway",
+              orphan.id, printable(orphan.deployment), orphan.owner, orphan.worker);
+    co_return;
+  }
+
+  // The runtime of the deployment's worker: runtimes_ follow config order.
+  Runtime* runtime = nullptr;
+  for (std::size_t index = 0; index < config_.workers.size(); ++index) {
+    if (config_.workers[index].name == worker.name) {
+      runtime = runtimes_[index].get();
+    }
+  }
+  LeftBehindList list = co_await runtime->find_backends_of(orphan.owner);
+  if (!list.error.empty()) {
+    log->warn("not adopting instance {} of '{}': {}", orphan.id, printable(orphan.deployment),
+              list.error);
+    co_return;
+  }
+  for (const LeftBehind& found : list.found) {
+    if (found.instance_id != orphan.id) {
+      continue;
+    }
+    bool adopted = co_await asio::co_spawn(controller->second->strand(),
+                                           controller->second->adopt(found), asio::use_awaitable);
+    if (!adopted) {
+      // TODO: remove a container of a dead gateway that failed the checks;
+      // now it stays until that gateway restarts with the same id.
+      log->info("instance {} of '{}' of gateway '{}' was not adopted; its container stays",
+                orphan.id, printable(orphan.deployment), orphan.owner);
+    }
+    co_return;
   }
 }
 

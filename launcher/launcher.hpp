@@ -118,9 +118,13 @@ class Launcher {
   // left behind (it was killed with SIGKILL), then lets the deployments on
   // docker workers start instances. Runs once, from the constructor.
   awaitable<void> recover_left_behind();
+  // Adopts a container of a gateway that died, when it runs on a docker
+  // worker of this gateway and passes the checks of adopt().
+  awaitable<void> adopt_orphan(routing::OrphanedInstance orphan);
 
   asio::io_context& io_context_;
   const config::Config& config_;
+  routing::RouteStore& routes_;
   std::vector<std::unique_ptr<Runtime>> runtimes_;
   std::vector<std::unique_ptr<PortAllocator>> port_allocators_;
   std::map<std::string, std::shared_ptr<DeploymentController>, std::less<>> controllers_;

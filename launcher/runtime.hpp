@@ -106,6 +106,12 @@ class Runtime {
 
   // Lists the backends that an earlier run of this gateway left behind.
   virtual awaitable<LeftBehindList> find_left_behind() { co_return LeftBehindList{}; }
+  // Lists the backends that the gateway `gateway_id` started, which another
+  // gateway may adopt when that one died. Process backends die with their
+  // gateway, so the default finds none.
+  virtual awaitable<LeftBehindList> find_backends_of(std::string /*gateway_id*/) {
+    co_return LeftBehindList{};
+  }
   // Takes over a running backend that was started from `spec`. Fails when
   // it was started from another spec (the config changed) or does not run.
   virtual awaitable<StartResult> adopt(const LeftBehind& /*found*/, const LaunchSpec& /*spec*/,

@@ -60,6 +60,13 @@ InstanceHandle::Clock::time_point InstanceHandle::last_used() const {
   return Clock::time_point(Clock::duration(last_used_.load()));
 }
 
+void InstanceHandle::note_used_at(Clock::time_point when) {
+  Clock::rep value = when.time_since_epoch().count();
+  Clock::rep current = last_used_.load();
+  while (current < value && !last_used_.compare_exchange_weak(current, value)) {
+  }
+}
+
 InstancePtr RouteTable::pick(std::string_view deployment) const {
   auto found = routes_.find(deployment);
   if (found == routes_.end()) {
@@ -82,6 +89,22 @@ const std::vector<InstancePtr>* RouteTable::instances(
     std::string_view deployment) const {
   auto found = routes_.find(deployment);
   return found == routes_.end() ? nullptr : &found->second;
+}
+
+awaitable<StartClaim> RouteStore::claim_start(std::string, std::chrono::milliseconds) {
+  co_return StartClaim{true, 0, {}};
+}
+
+void RouteStore::release_start(const std::string&, const StartClaim&) {}
+
+bool RouteStore::report_unreachable(const InstanceHandle&) { return false; }
+
+void RouteStore::set_change_listener(ChangeListener) {}
+
+void RouteStore::set_orphan_listener(OrphanListener) {}
+
+awaitable<std::string> RouteStore::live_owner_of(std::string, std::string) {
+  co_return std::string();
 }
 
 MemoryRouteStore::MemoryRouteStore()

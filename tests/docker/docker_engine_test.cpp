@@ -2,6 +2,7 @@
 // (podman system service), with the stub backend in a locally built image.
 
 #include "tests/docker/podman_engine.hpp"
+#include "tests/support/redis_server.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -243,6 +244,114 @@ TEST_F(DockerEngineTest, RestartAdoptsSurvivingContainer) {
   ASSERT_EQ(after.size(), 1u) << json(after).dump();
   EXPECT_EQ(after[0]["Id"], before[0]["Id"]) << "a new container was started";
   EXPECT_NE(gateway_->log().find("adopted"), std::string::npos) << gateway_->log();
+}
+
+TEST_F(DockerEngineTest, RestartWithRedisAdoptsAndPublishesContainer) {
+  RedisServer redis;
+  std::uint16_t base = random_port_base(40);
+  std::string text = config();
+  replace_all(text, "{{PORTS}}", std::to_string(base) + "-" + std::to_string(base + 39));
+  replace_all(text, "  stop_grace_period: 5s\n",
+              "  stop_grace_period: 5s\n"
+              "  redis:\n"
+              "    url: " + redis.url() + "\n"
+              "    lease_ttl: 1s\n"
+              "    heartbeat_interval: 300ms\n"
+              "    resync_interval: 300ms\n");
+  start(text);
+  ASSERT_EQ(gateway_->chat("demo").status, 200);
+  std::vector<json> before = own_containers();
+  ASSERT_EQ(before.size(), 1u);
+  std::string instance_id = before[0]["Labels"]["modelgate.instance"];
+  ASSERT_FALSE(instance_id.empty()) << before[0].dump();
+  auto record = [&] { return redis.command({"HGET", "modelgate:instances:demo", instance_id}); };
+  ASSERT_NE(record(), "(nil)") << "the instance was not published";
+
+  // SIGKILL leaves the container running and its route in Redis.
+  gateway_->process().signal(SIGKILL);
+  ASSERT_TRUE(gateway_->process().wait_exit(10s).has_value());
+
+  start(text);
+  HttpResponse response = gateway_->chat("demo");
+
+  ASSERT_EQ(response.status, 200) << response.body;
+  std::vector<json> after = own_containers();
+  ASSERT_EQ(after.size(), 1u) << json(after).dump();
+  EXPECT_EQ(after[0]["Id"], before[0]["Id"]) << "a new container was started";
+  EXPECT_TRUE(wait_until([&] { return record().find("\"running\"") != std::string::npos; }))
+      << "the adopted instance is not published as running: " << record();
+  EXPECT_EQ(redis.command({"HLEN", "modelgate:instances:demo"}), "1");
+}
+
+TEST_F(DockerEngineTest, SurvivorAdoptsContainerOfKilledGateway) {
+  RedisServer redis;
+  // Both gateways share the engine, the worker and its port range.
+  std::uint16_t base = random_port_base(40);
+  auto config_for = [&](const std::string& id) {
+    std::string text = config();
+    replace_all(text, "{{PORTS}}", std::to_string(base) + "-" + std::to_string(base + 39));
+    replace_all(text, "id: " + gateway_id_, "id: " + id);
+    replace_all(text, "  stop_grace_period: 5s\n",
+                "  stop_grace_period: 5s\n"
+                "  redis:\n"
+                "    url: " + redis.url() + "\n"
+                "    lease_ttl: 1s\n"
+                "    heartbeat_interval: 300ms\n"
+                "    resync_interval: 300ms\n");
+    return text;
+  };
+  std::string id_a = gateway_id_ + "-a";
+  std::string id_b = gateway_id_ + "-b";
+  TempDir dir_b;
+  gateway_ = std::make_unique<GatewayProcess>(dir_, config_for(id_a));
+  ASSERT_TRUE(gateway_->wait_ready()) << gateway_->log();
+  GatewayProcess survivor(dir_b, config_for(id_b));
+  ASSERT_TRUE(survivor.wait_ready()) << survivor.log();
+
+  ASSERT_EQ(gateway_->chat("demo").status, 200);
+  ASSERT_TRUE(wait_until([&] { return survivor.chat("demo").status == 200; }));
+  std::vector<json> before = engine_->containers("modelgate.gateway", id_a);
+  ASSERT_EQ(before.size(), 1u);
+  std::string instance_id = before[0]["Labels"]["modelgate.instance"];
+  auto record = [&] { return redis.command({"HGET", "modelgate:instances:demo", instance_id}); };
+
+  // The container outlives its gateway; once the lease expired, the
+  // survivor adopts it and publishes it as its own.
+  gateway_->process().signal(SIGKILL);
+  ASSERT_TRUE(gateway_->process().wait_exit(10s).has_value());
+  EXPECT_TRUE(wait_until(
+      [&] { return record().find("\"owner\":\"" + id_b + "\"") != std::string::npos; }, 10s))
+      << "not adopted: " << record() << "\n" << survivor.log();
+  EXPECT_NE(record().find("\"running\""), std::string::npos) << record();
+
+  HttpResponse response = survivor.chat("demo");
+  ASSERT_EQ(response.status, 200) << response.body;
+  std::vector<json> after = engine_->containers("modelgate.gateway", id_a);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["Id"], before[0]["Id"]);
+  EXPECT_TRUE(engine_->containers("modelgate.gateway", id_b).empty())
+      << "the survivor started a container of its own";
+  EXPECT_NE(survivor.log().find("adopted"), std::string::npos) << survivor.log();
+
+  // Restarted, the killed gateway finds its container served by the
+  // survivor: it neither adopts nor removes it, and routes to it.
+  gateway_ = std::make_unique<GatewayProcess>(dir_, config_for(id_a));
+  ASSERT_TRUE(gateway_->wait_ready()) << gateway_->log();
+  EXPECT_TRUE(wait_until(
+      [&] { return gateway_->log().find("leaving container") != std::string::npos; }, 10s))
+      << gateway_->log();
+  ASSERT_EQ(gateway_->chat("demo").status, 200) << gateway_->log();
+  after = engine_->containers("modelgate.gateway", id_a);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["Id"], before[0]["Id"]);
+  EXPECT_NE(record().find("\"owner\":\"" + id_b + "\""), std::string::npos) << record();
+  EXPECT_EQ(redis.command({"HLEN", "modelgate:instances:demo"}), "1");
+
+  // The adopter stops what it adopted.
+  survivor.process().signal(SIGTERM);
+  EXPECT_TRUE(survivor.process().wait_exit(20s).has_value());
+  EXPECT_TRUE(wait_until([&] { return engine_->containers("modelgate.gateway", id_a).empty(); }))
+      << "the adopted container was not removed at shutdown";
 }
 
 TEST_F(DockerEngineTest, RestartRemovesContainerOfChangedSpec) {
