@@ -108,6 +108,7 @@ TEST_F(GatewayTest, ColdStartHoldsRequestUntilHealthy) {
 TEST_F(GatewayTest, ConcurrentFirstRequestsShareOneStart) {
   // Two I/O threads, so that held requests are woken across threads.
   start(demo_config(R"(["--startup-delay", "300"])", "", "  io_threads: 2\n"));
+  ASSERT_NE(gateway_->log().find("2 I/O thread(s)"), std::string::npos) << gateway_->log();
 
   constexpr int kClients = 50;
   std::atomic<int> succeeded{0};
@@ -357,8 +358,11 @@ TEST_F(GatewayTest, HeldRequestLeavesQueueWhenClientDisconnects) {
 }
 
 TEST_F(GatewayTest, FullQueueGets503WithRetryAfter) {
+  // Two I/O threads, so that the queue limit holds for requests on both.
   start(demo_config(R"(["--startup-delay", "1000"])", "",
+                    "  io_threads: 2\n"
                     "  max_held_requests_per_deployment: 2\n"));
+  ASSERT_NE(gateway_->log().find("2 I/O thread(s)"), std::string::npos) << gateway_->log();
 
   std::vector<HttpResponse> responses(3);
   std::vector<std::thread> clients;

@@ -5,6 +5,9 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -16,13 +19,16 @@ namespace {
 using json = nlohmann::json;
 
 // One deployment `demo` of the stub backend. `parameters` are extra stub
-// options, `deployment_extra` and `backend_extra` extra YAML keys.
+// options, `deployment_extra`, `backend_extra` and `gateway_extra` extra
+// YAML keys.
 std::string demo_config(const std::string& parameters = "[]",
                         const std::string& deployment_extra = "",
-                        const std::string& backend_extra = "") {
+                        const std::string& backend_extra = "",
+                        const std::string& gateway_extra = "") {
   return "gateway:\n"
          "  listen: 127.0.0.1:{{GATEWAY_PORT}}\n"
-         "  log_dir: {{DIR}}/logs\n"
+         "  log_dir: {{DIR}}/logs\n" +
+         gateway_extra +
          "workers:\n"
          "  - name: local\n"
          "    runtime: process\n"
@@ -104,6 +110,52 @@ TEST_F(MonitoringTest, ColdStartShowsInMetrics) {
   EXPECT_EQ(find_sample(samples, "modelgate_upstream_idle_connections", {}), 1.0)
       << "the backend connection goes back to the pool";
   EXPECT_GE(*find_sample(samples, "modelgate_client_connections", {}), 1.0);
+}
+
+TEST_F(MonitoringTest, CountsRequestsOfBothIoThreads) {
+  // Two I/O threads take new connections in turn, so the requests run on
+  // both while scrapes on either thread read the counts.
+  start(demo_config("[]", "", "", "  io_threads: 2\n"));
+  ASSERT_NE(gateway_->log().find("2 I/O thread(s)"), std::string::npos) << gateway_->log();
+  ASSERT_EQ(gateway_->chat("demo").status, 200);
+
+  constexpr int kClients = 4;
+  constexpr int kRequestsPerClient = 5;
+  std::atomic<int> succeeded{0};
+  std::vector<std::thread> clients;
+  for (int index = 0; index < kClients; ++index) {
+    clients.emplace_back([&] {
+      for (int request = 0; request < kRequestsPerClient; ++request) {
+        try {
+          if (gateway_->chat("demo").status == 200) {
+            ++succeeded;
+          }
+        } catch (const std::exception&) {
+          // Counted as missing below.
+        }
+      }
+    });
+  }
+  for (int scrape_index = 0; scrape_index < 10; ++scrape_index) {
+    scrape();
+  }
+  for (std::thread& client : clients) {
+    client.join();
+  }
+  ASSERT_EQ(succeeded.load(), kClients * kRequestsPerClient);
+
+  // A request is counted after its response is written, on the thread that
+  // served it, so the count can trail the responses for a moment.
+  const double expected = 1 + kClients * kRequestsPerClient;
+  std::optional<double> counted;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        counted = metric("modelgate_requests_total",
+                         {{"deployment", "demo"}, {"endpoint", "chat_completions"}, {"code", "200"}});
+        return counted == expected;
+      },
+      5s))
+      << "modelgate_requests_total is " << counted.value_or(-1) << ", expected " << expected;
 }
 
 TEST_F(MonitoringTest, UnknownModelRecordedWithEmptyDeployment) {
