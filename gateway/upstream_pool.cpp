@@ -62,6 +62,15 @@ UpstreamPool::UpstreamPool(asio::any_io_executor executor, std::size_t max_idle_
       max_per_endpoint_(std::max<std::size_t>(max_per_endpoint, 1)),
       connect_timeout_(connect_timeout) {}
 
+UpstreamPool::~UpstreamPool() {
+  // An idle connection owns a reference to its endpoint, which owns the
+  // idle connection: closing them here breaks that cycle.
+  for (auto& [key, state] : endpoints_) {
+    std::vector<UpstreamConnectionPtr> idle = std::move(state->idle);
+    idle.clear();
+  }
+}
+
 const std::shared_ptr<UpstreamEndpoint>& UpstreamPool::endpoint(const std::string& host,
                                                                 std::uint16_t port) {
   std::shared_ptr<UpstreamEndpoint>& endpoint = endpoints_[endpoint_key(host, port)];

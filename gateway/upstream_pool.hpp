@@ -62,6 +62,10 @@ class UpstreamPool {
   // `max_per_endpoint` caps the connections this pool opens to one instance.
   UpstreamPool(asio::any_io_executor executor, std::size_t max_idle_per_endpoint,
                std::size_t max_per_endpoint, std::chrono::milliseconds connect_timeout);
+  ~UpstreamPool();
+
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   // Returns an idle connection to host:port, or a new one. At the limit, waits for one until `deadline`, and sets `waited`.
   // On failure returns null and sets `error`: timed_out when the deadline
