@@ -38,7 +38,13 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 class EventLoop {
  public:
   EventLoop() : work_(io_context_.get_executor()), thread_([this] { io_context_.run(); }) {}
-  ~EventLoop() {
+  ~EventLoop() { stop(); }
+
+  // Ends the thread; the io_context stays until destruction.
+  void stop() {
+    if (!thread_.joinable()) {
+      return;
+    }
     work_.reset();
     io_context_.stop();
     thread_.join();
@@ -63,10 +69,15 @@ class RedisRouteStoreTest : public ::testing::Test {
     settings_.resync_interval = 200ms;
   }
 
+  // The stores are destroyed after the loop's thread has ended, so that no
+  // coroutine of theirs runs meanwhile, and before its io_context, which
+  // their strands use.
   ~RedisRouteStoreTest() override {
     for (auto& store : stores_) {
       shut_down(*store);
     }
+    loop_.stop();
+    stores_.clear();
   }
 
   RedisRouteStore& make_store(const std::string& gateway_id) {
