@@ -126,7 +126,7 @@ struct GatewaySettings {
   // A write to a client that makes no progress for this long ends the
   // response, so that a client that stops reading frees its backend.
   Duration client_write_timeout = std::chrono::seconds(60);
-  // The longest time from a request's arrival to the end of its relayed
+  // Maximum time from a request's arrival to the end of its relayed
   // response body, enforced while the body is relayed; the wait for the
   // response head is bounded by upstream_response_timeout. Zero means no
   // limit.
@@ -174,7 +174,7 @@ struct AuthSettings {
   // Keys for /admin/ (and /metrics with protect_metrics).
   std::vector<ApiKey> admin_keys;
   // Status for a valid key that may not use the requested model: 403, or
-  // 404 so that the answer does not reveal that the model exists.
+  // 404 so that the response does not reveal that the model exists.
   int forbidden_status = 403;
   // Whether /metrics on the client listener needs an admin key.
   bool protect_metrics = false;

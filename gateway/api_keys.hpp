@@ -1,10 +1,10 @@
 #pragma once
 
-// API keys for the OpenAI endpoints and the admin endpoints. Presented keys
-// are compared in constant time: each configured key is kept as its SHA-256
-// digest, the presented key is hashed once, and every digest is compared in
-// full with CRYPTO_memcmp, so the time taken does not depend on where a
-// guess first differs or on which key matched.
+// API keys for the OpenAI endpoints and the admin endpoints, compared in
+// constant time. Each configured key is kept as its SHA-256 digest, and the
+// presented key is hashed once. Every digest is compared in full with
+// CRYPTO_memcmp, so the time taken does not depend on where a guess first
+// differs or on which key matched.
 
 #include <array>
 #include <cstdint>

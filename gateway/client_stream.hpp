@@ -1,8 +1,8 @@
 #pragma once
 
-// A client connection's byte stream: plain TCP, or TLS over TCP. It is one
-// type for both, so that the session's code and Beast's algorithms are
-// compiled once; each read or write picks the layer with one branch.
+// A client connection's byte stream: plain TCP, or TLS over TCP. One type
+// serves both, so the session's code and Beast's algorithms are compiled
+// once. Each read or write picks the layer with one branch.
 
 #include "routing/asio_prelude.hpp"
 

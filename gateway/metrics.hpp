@@ -56,7 +56,7 @@ enum class Limit {
 
 std::string_view to_string(Limit limit);
 
-// Why a request was refused for its key.
+// Reason a request was rejected for its key.
 enum class AuthFailure {
   missing_key,    // no key presented (401)
   invalid_key,    // a key that is not configured (401)

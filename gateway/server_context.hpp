@@ -42,7 +42,7 @@ struct ServerContext {
   LogFormat log_format = LogFormat::text;  // of the access log
 };
 
-// Which endpoints a listener serves.
+// Role of a listener: the set of endpoints it serves.
 enum class ListenerRole {
   client,  // the OpenAI endpoints, and the admin endpoints unless `admin` exists
   admin,   // /admin/, /metrics and /health only

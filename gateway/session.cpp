@@ -403,9 +403,12 @@ awaitable<bool> Session::handle(Request& request) {
       co_return co_await reject(record, ErrorKind::method_not_allowed,
                                 "/v1/models accepts GET only", keep_alive);
     }
-    const config::ApiKey* key = co_await authenticate(request, record, keep_alive);
-    if (!server_.api_keys.empty() && key == nullptr) {
-      co_return keep_alive;
+    const config::ApiKey* key = nullptr;
+    if (!server_.api_keys.empty()) {
+      key = co_await authenticate(request, record, keep_alive);
+      if (key == nullptr) {
+        co_return keep_alive;
+      }
     }
     if (path == "/v1/models") {
       co_return co_await send_json(record, 200, models_body(nullptr, key), keep_alive);
@@ -537,9 +540,13 @@ awaitable<bool> Session::handle_model_request(Request& request, RequestRecord& r
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
 
   // The key comes first, so that a client without one learns nothing else.
-  const config::ApiKey* key = co_await authenticate(request, record, keep_alive);
-  if (!server_.api_keys.empty() && key == nullptr) {
-    co_return keep_alive;
+  // Without configured keys no coroutine is started for it.
+  const config::ApiKey* key = nullptr;
+  if (!server_.api_keys.empty()) {
+    key = co_await authenticate(request, record, keep_alive);
+    if (key == nullptr) {
+      co_return keep_alive;
+    }
   }
 
   // Route by the body's "model".

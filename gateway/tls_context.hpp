@@ -1,8 +1,8 @@
 #pragma once
 
 // The TLS server context of the client listener. New connections take the
-// current context; reload() swaps in a context read from the files again,
-// while connections that are open keep the one they started with.
+// current context. reload() swaps in a context read from the files again,
+// and open connections keep the one they started with.
 
 #include "routing/asio_prelude.hpp"
 

@@ -285,8 +285,8 @@ class TlsTest : public SecurityTest {
                            "");
   }
 
-  // curl over HTTPS to the client listener; the output holds the TLS
-  // details (-v) and the body.
+  // Runs curl over HTTPS against the client listener. The output contains
+  // the TLS details (-v) and the body.
   CommandResult curl(const std::string& target, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv{kCurl, "-sS", "-v", "--max-time", "20", "--cacert",
                                   (dir_.path() / "trusted.pem").string()};
@@ -378,7 +378,8 @@ TEST_F(TlsTest, SighupReloadsCertificateWithoutDroppingStreams) {
 
   std::optional<int> status = stream.wait_exit(30s);
   ASSERT_TRUE(status.has_value()) << "the stream did not end";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << read_file(stream_output);
+  ASSERT_TRUE(WIFEXITED(*status)) << read_file(stream_output);
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << read_file(stream_output);
   EXPECT_NE(read_file(stream_output).find("data: [DONE]"), std::string::npos)
       << "the stream that began before the reload was cut: " << read_file(stream_output);
   EXPECT_TRUE(process_alive(gateway_->process().pid()));
@@ -405,7 +406,8 @@ TEST_F(TlsTest, MissingCertificateFailsStartup) {
   GatewayProcess gateway(dir_, tls_config());
   std::optional<int> status = gateway.process().wait_exit(10s);
   ASSERT_TRUE(status.has_value()) << "the gateway kept running without its certificate";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  ASSERT_TRUE(WIFEXITED(*status)) << gateway.log();
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << gateway.log();
   EXPECT_NE(gateway.log().find("cannot load the TLS certificate chain " +
                                (dir_.path() / "live.crt").string()),
             std::string::npos)

@@ -51,7 +51,7 @@ void run_coroutine(asio::io_context& io_context, std::function<awaitable<void>()
   }
 }
 
-// Polls `condition` every 10 ms on the coroutine's executor until it holds
+// Polls `condition` every 10 ms on the coroutine's executor until it is true
 // or `timeout` passes.
 awaitable<bool> poll_until(std::function<bool()> condition, std::chrono::milliseconds timeout) {
   asio::steady_timer timer(co_await asio::this_coro::executor);

@@ -111,7 +111,7 @@ class GatewayProcess {
   // The text may use {{GATEWAY_PORT}}, {{ADMIN_PORT}}, {{STUB}}, {{DIR}} and
   // {{PORTS}} (a free range of 40 ports), which are replaced first.
   // `extra_args` are added to the gateway's command line. With
-  // {{ADMIN_PORT}} in the config, wait_ready() asks the admin listener.
+  // {{ADMIN_PORT}} in the config, wait_ready() polls the admin listener.
   GatewayProcess(const TempDir& dir, std::string config_yaml,
                  const std::vector<std::string>& extra_args = {});
 

@@ -17,7 +17,7 @@ class RedisServer {
  public:
   // `extra_args` are added to redis-server's command line, such as
   // {"--requirepass", "secret"}. Throws std::runtime_error when the server
-  // does not answer PING within 10 s.
+  // does not reply to PING within 10 s.
   explicit RedisServer(std::vector<std::string> extra_args = {});
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
