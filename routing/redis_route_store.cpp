@@ -406,22 +406,24 @@ awaitable<bool> RedisRouteStore::renew_lease() {
   co_return reply.kind == RedisReply::Kind::nil;
 }
 
+std::vector<InstancePtr> RedisRouteStore::own_instances(const std::string& deployment,
+                                                        long long* fencing_token) const {
+  std::lock_guard lock(mutex_);
+  if (fencing_token != nullptr) {
+    auto token = fencing_tokens_.find(deployment);
+    *fencing_token = token == fencing_tokens_.end() ? 0 : token->second;
+  }
+  auto found = own_.find(deployment);
+  return found == own_.end() ? std::vector<InstancePtr>{} : found->second;
+}
+
 awaitable<void> RedisRouteStore::republish_own() {
   for (const std::string& deployment : deployments_) {
-    std::vector<InstancePtr> own;
-    long long fencing_token = 0;
-    {
-      std::lock_guard lock(mutex_);
-      auto found = own_.find(deployment);
-      if (found != own_.end()) {
-        own = found->second;
-      }
-      auto token = fencing_tokens_.find(deployment);
-      fencing_token = token == fencing_tokens_.end() ? 0 : token->second;
-    }
-
     // Entries with this gateway's id that this process does not run were
     // left by an earlier run, which was killed: its processes died with it.
+    // An instance may become own (started or adopted) while this runs, so
+    // each entry is checked against the current list, and the list written
+    // below is read after the removals.
     RedisReply all = co_await commands_->command("HGETALL", instances_key(deployment));
     if (!all.ok()) {
       note_failure("HGETALL " + instances_key(deployment), all);
@@ -431,9 +433,13 @@ awaitable<void> RedisRouteStore::republish_own() {
     for (std::size_t index = 0; index + 1 < all.elements.size(); index += 2) {
       const std::string& id = all.elements[index].text;
       std::optional<Record> record = decode(id, all.elements[index + 1].text);
+      if (!record || record->owner != gateway_id_) {
+        continue;
+      }
+      std::vector<InstancePtr> own = own_instances(deployment, nullptr);
       bool is_own = std::any_of(own.begin(), own.end(),
                                 [&](const InstancePtr& instance) { return instance->id() == id; });
-      if (record && record->owner == gateway_id_ && !is_own) {
+      if (!is_own) {
         log()->info("removing route of instance {} of '{}' at {}:{}, left by an earlier run of "
                     "gateway '{}'",
                     id, printable(deployment), record->host, record->port, gateway_id_);
@@ -443,6 +449,8 @@ awaitable<void> RedisRouteStore::republish_own() {
       }
     }
 
+    long long fencing_token = 0;
+    std::vector<InstancePtr> own = own_instances(deployment, &fencing_token);
     for (const InstancePtr& instance : own) {
       RedisReply set = co_await commands_->command("HSET", instances_key(deployment), instance->id(), encode(*instance, fencing_token));
       if (!set.ok()) {

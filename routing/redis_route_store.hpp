@@ -110,6 +110,10 @@ class RedisRouteStore final : public RouteStore {
   awaitable<void> unpublish(std::string deployment, std::string id);
   awaitable<void> on_connected();
   awaitable<void> republish_own();
+  // A copy of this process's instances of `deployment`, and the deployment's
+  // fencing token when `fencing_token` is not null.
+  std::vector<InstancePtr> own_instances(const std::string& deployment,
+                                         long long* fencing_token) const;
   // Returns true when the lease had expired before this renewal.
   awaitable<bool> renew_lease();
   awaitable<void> resync();
