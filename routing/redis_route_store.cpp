@@ -255,6 +255,12 @@ bool RedisRouteStore::report_unreachable(const InstanceHandle& instance) {
   std::string deployment = instance.deployment();
   {
     std::lock_guard lock(mutex_);
+    // A request on another thread may have reported it a moment ago: the
+    // store routes around it already, and this caller tries another too.
+    auto reported = unreachable_until_.find(instance.id());
+    if (reported != unreachable_until_.end() && reported->second > SteadyClock::now()) {
+      return true;
+    }
     auto instances = remote_.find(deployment);
     if (instances == remote_.end()) {
       return false;

@@ -157,8 +157,9 @@ class RouteStore {
   // Gives a granted claim back once its start ended, either way.
   virtual void release_start(const std::string& deployment, const StartClaim& claim);
   // Called when a connection to `instance` failed. Returns true when the
-  // store stopped routing to it, because it is another gateway's instance
-  // that may have died with its gateway, so that the caller tries another.
+  // store stopped routing to it (now or after an earlier report), because
+  // it is another gateway's instance that may have died with its gateway,
+  // so that the caller tries another.
   virtual bool report_unreachable(const InstanceHandle& instance);
   // Sets the function called with a deployment's name after instances of
   // other gateways changed. It runs on the store's executor and must not
