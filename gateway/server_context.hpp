@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "gateway/api_keys.hpp"
@@ -63,9 +65,17 @@ struct ThreadContext {
   // Returns a request id unique to this gateway process.
   std::string next_request_id();
 
+  // Relay buffers of kRelayBufferBytes: taken while a response body is
+  // relayed, then kept for the next one, up to kKeptRelayBuffers.
+  static constexpr std::size_t kRelayBufferBytes = 64 * 1024;
+  static constexpr std::size_t kKeptRelayBuffers = 16;
+  std::unique_ptr<char[]> take_relay_buffer();
+  void return_relay_buffer(std::unique_ptr<char[]> buffer);
+
   UpstreamPool upstream_pool;
   std::string request_id_prefix;
   std::uint64_t request_counter = 0;
+  std::vector<std::unique_ptr<char[]>> relay_buffers;
 };
 
 }  // namespace modelgate::gateway

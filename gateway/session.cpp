@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -21,7 +22,6 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <nlohmann/json.hpp>
 
@@ -42,9 +42,10 @@ namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
 using Request = http::request<http::string_body>;
+using UpstreamParser = http::response_parser<http::buffer_body>;
 using config::Duration;
 
-constexpr std::size_t kRelayBufferBytes = 64 * 1024;
+constexpr std::size_t kRelayBufferBytes = ThreadContext::kRelayBufferBytes;
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
 // Maximum launcher requests for one client request. An instance can begin
 // to stop between being chosen and counting the request in; then the
@@ -125,6 +126,18 @@ struct StreamDeadline {
   bool reached = false;
 };
 
+// Bytes to read next into `buffer`: its free space, at least 4 KiB and at
+// most 64 KiB.
+std::size_t read_size(const beast::flat_buffer& buffer) {
+  std::size_t free = buffer.capacity() - buffer.size();
+  return std::clamp<std::size_t>(free, 4096, 64 * 1024);
+}
+
+bool expects_continue(const Request& request) {
+  auto expect = request[http::field::expect];
+  return equals_ignore_case(std::string_view(expect.data(), expect.size()), "100-continue");
+}
+
 bool is_loopback_host(const std::string& host) {
   if (host == "localhost") {
     return true;
@@ -187,9 +200,10 @@ class Session {
                                                    RequestRecord& record, bool& keep_alive);
   awaitable<bool> proxy(Request& request, RequestRecord& record,
                         const config::Deployment& deployment, routing::InstanceHandle& instance);
+  awaitable<error_code> read_upstream_head(UpstreamConnection& upstream, UpstreamParser& parser);
   awaitable<bool> relay_response(Request& request, RequestRecord& record,
                                  UpstreamConnectionPtr upstream,
-                                 http::response_parser<http::buffer_body>& parser,
+                                 UpstreamParser& parser,
                                  routing::InstanceHandle& instance);
 
   awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
@@ -227,6 +241,7 @@ class Session {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool watching_ = false;
   bool client_gone_ = false;
+  char watch_byte_ = 0;
   std::function<void()> on_client_gone_;
   // Set by proxy() when it could not connect to another gateway's instance
   // and sent nothing, so that the request can go to another instance.
@@ -303,19 +318,49 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
   parser.header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
   parser.body_limit(settings_.max_body_bytes);
 
+  // The parser takes what the buffer holds, and the client is read only
+  // when it needs more: a request that arrived whole costs no further
+  // asynchronous operation.
   client_.expires_after(settings_.header_timeout);
-  co_await http::async_read_header(client_, buffer_, parser,
-                                   asio::redirect_error(asio::use_awaitable, error));
-  if (!error && !parser.is_done()) {
-    auto expect = parser.get()[http::field::expect];
-    if (equals_ignore_case(std::string_view(expect.data(), expect.size()), "100-continue")) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      co_await asio::async_write(client_, asio::buffer(kContinue),
-                                 asio::redirect_error(asio::use_awaitable, error));
+  bool expect_checked = false;
+  while (!parser.is_done()) {
+    if (buffer_.size() > 0) {
+      std::size_t used = parser.put(buffer_.data(), error);
+      buffer_.consume(used);
+      if (error == http::error::need_more) {
+        error = {};
+      } else if (error) {
+        break;
+      }
+      if (parser.is_header_done() && !expect_checked) {
+        expect_checked = true;
+        if (!parser.is_done() && expects_continue(parser.get())) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          co_await asio::async_write(client_, asio::buffer(kContinue),
+                                     asio::redirect_error(asio::use_awaitable, error));
+          if (error) {
+            break;
+          }
+        }
+      }
+      if (parser.is_done()) {
+        break;
+      }
+      if (used > 0 && buffer_.size() > 0) {
+        continue;
+      }
     }
-    if (!error) {
-      co_await http::async_read(client_, buffer_, parser,
-                                asio::redirect_error(asio::use_awaitable, error));
+    std::size_t count = co_await client_.async_read_some(
+        buffer_.prepare(read_size(buffer_)), asio::redirect_error(asio::use_awaitable, error));
+    buffer_.commit(count);
+    if (error == asio::error::eof) {
+      // Before any byte of this request: the client closed between
+      // requests. After some: the request was cut short.
+      error = parser.got_some() ? error_code(http::error::partial_message)
+                                : error_code(http::error::end_of_stream);
+    }
+    if (error) {
+      break;
     }
   }
   client_.expires_never();
@@ -739,15 +784,14 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     }
 
     // Wait for the response head; a client that leaves cancels the request.
-    http::response_parser<http::buffer_body> parser;
+    UpstreamParser parser;
     parser.header_limit(kUpstreamHeaderLimit);
     // Beast 1.74 compares the length against an empty optional as if it
     // were a limit of zero, so "no limit" is the largest value instead.
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     UpstreamConnection* watched = upstream.get();
     watch_client([watched] { watched->stream.cancel(); });
-    co_await http::async_read_header(upstream->stream, upstream->buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, error));
+    error = co_await read_upstream_head(*upstream, parser);
     stop_watch();
 
     if (client_gone_) {
@@ -780,9 +824,40 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
   co_return false;  // not reached: the second attempt always returns
 }
 
+awaitable<error_code> Session::read_upstream_head(UpstreamConnection& upstream,
+                                                  UpstreamParser& parser) {
+  // As for requests: parse what is buffered, read only when more is needed.
+  error_code error;
+  while (!parser.is_header_done()) {
+    if (upstream.buffer.size() > 0) {
+      std::size_t used = parser.put(upstream.buffer.data(), error);
+      upstream.buffer.consume(used);
+      if (error != http::error::need_more) {
+        co_return error;
+      }
+      error = {};
+      if (parser.is_header_done()) {
+        break;
+      }
+    }
+    std::size_t count = co_await upstream.stream.async_read_some(
+        upstream.buffer.prepare(read_size(upstream.buffer)),
+        asio::redirect_error(asio::use_awaitable, error));
+    upstream.buffer.commit(count);
+    if (error == asio::error::eof) {
+      co_return parser.got_some() ? error_code(http::error::partial_message)
+                                  : error_code(http::error::end_of_stream);
+    }
+    if (error) {
+      co_return error;
+    }
+  }
+  co_return error;
+}
+
 awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
                                         UpstreamConnectionPtr upstream,
-                                        http::response_parser<http::buffer_body>& parser,
+                                        UpstreamParser& parser,
                                         routing::InstanceHandle& instance) {
   upstream->stream.expires_never();
   auto& response = parser.get();
@@ -848,17 +923,40 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   }
 
   // Relay the body piece by piece as it arrives; nothing is buffered whole.
-  // The buffer lives only while this body is relayed, so that idle
-  // keep-alive connections and held requests cost no relay buffer.
-  auto relay_buffer = std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
+  // The buffer is the I/O thread's, taken only while this body is relayed,
+  // so that idle keep-alive connections and held requests cost none.
+  struct RelayBuffer {
+    ThreadContext& thread;
+    std::unique_ptr<char[]> data = thread.take_relay_buffer();
+    ~RelayBuffer() { thread.return_relay_buffer(std::move(data)); }
+    char* get() const { return data.get(); }
+  } relay_buffer{thread_};
   std::string chunk_prefix;
+  bool starved = false;  // the parser needs bytes that are not buffered yet
   while (!parser.is_done()) {
     response.body().data = relay_buffer.get();
     response.body().size = kRelayBufferBytes;
-    co_await http::async_read_some(upstream->stream, upstream->buffer, parser,
-                                   asio::redirect_error(asio::use_awaitable, error));
-    if (error == http::error::need_buffer) {
-      error = {};
+    // Bytes that came with the head, or in an earlier read, are parsed
+    // before the backend is read again.
+    error = {};
+    if (upstream->buffer.size() == 0 || starved) {
+      std::size_t received = co_await upstream->stream.async_read_some(
+          upstream->buffer.prepare(read_size(upstream->buffer)),
+          asio::redirect_error(asio::use_awaitable, error));
+      upstream->buffer.commit(received);
+      if (error == asio::error::eof) {
+        // The end of a body without framing, or one cut short.
+        error = {};
+        parser.put_eof(error);
+      }
+    }
+    if (!error && upstream->buffer.size() > 0) {
+      std::size_t used = parser.put(upstream->buffer.data(), error);
+      upstream->buffer.consume(used);
+      starved = error == http::error::need_more;
+      if (starved || error == http::error::need_buffer) {
+        error = {};
+      }
     }
     std::size_t count = kRelayBufferBytes - response.body().size;
 
@@ -1066,24 +1164,21 @@ void Session::watch_client(std::function<void()> on_gone) {
 }
 
 void Session::arm_watch() {
-  client_.socket().async_wait(
-      asio::ip::tcp::socket::wait_read, [this, alive = alive_](const error_code& error) {
-        if (!*alive || error || !watching_) {
-          return;
-        }
-        char byte;
-        ssize_t count = ::recv(client_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-          arm_watch();
-          return;
-        }
-        if (count > 0) {
-          // A pipelined request: the connection is alive, and its bytes stay
-          // in the socket for the next read.
-          watching_ = false;
+  // A one-byte peek rather than async_wait: a wait re-arms the descriptor
+  // in epoll (one epoll_ctl per request), while a receive joins the queue
+  // of the descriptor that is already registered for reading.
+  client_.socket().async_receive(
+      asio::buffer(&watch_byte_, 1), asio::socket_base::message_peek,
+      [this, alive = alive_](const error_code& error, std::size_t count) {
+        if (!*alive || !watching_ || error == asio::error::operation_aborted) {
           return;
         }
         watching_ = false;
+        if (!error && count > 0) {
+          // A pipelined request: the connection is alive, and its bytes stay
+          // in the socket for the next read.
+          return;
+        }
         client_gone_ = true;
         on_client_gone_();
       });
@@ -1147,6 +1242,21 @@ std::string Session::instances_body() const {
 }
 
 }  // namespace
+
+std::unique_ptr<char[]> ThreadContext::take_relay_buffer() {
+  if (relay_buffers.empty()) {
+    return std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
+  }
+  std::unique_ptr<char[]> buffer = std::move(relay_buffers.back());
+  relay_buffers.pop_back();
+  return buffer;
+}
+
+void ThreadContext::return_relay_buffer(std::unique_ptr<char[]> buffer) {
+  if (relay_buffers.size() < kKeptRelayBuffers) {
+    relay_buffers.push_back(std::move(buffer));
+  }
+}
 
 std::string ThreadContext::next_request_id() {
   static constexpr char kHex[] = "0123456789abcdef";

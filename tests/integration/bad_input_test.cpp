@@ -7,6 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <memory>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -256,6 +259,86 @@ TEST(BadInput, PipelinedRequestsAnsweredInOrder) {
   ASSERT_NE(not_found, std::string::npos) << all;
   EXPECT_LT(first, models) << "responses out of order:\n" << all;
   EXPECT_LT(models, not_found) << "responses out of order:\n" << all;
+}
+
+// Valid requests whose bytes arrive in pieces, in chunks or after an
+// interim response. Each is read whole and forwarded.
+class FramingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    gateway_ = std::make_unique<GatewayProcess>(
+        dir_,
+        "gateway:\n  listen: 127.0.0.1:{{GATEWAY_PORT}}\n  log_dir: {{DIR}}/logs\n"
+        "workers:\n  - name: local\n    ports: {{PORTS}}\n"
+        "backends:\n  - backend_name: stub\n"
+        "    default_run_command: '{{STUB}} --port {{port}} --model {{model_name}}'\n"
+        "deployments:\n  - name: demo\n    backend: stub\n");
+    ASSERT_TRUE(gateway_->wait_ready()) << gateway_->log();
+    socket_.connect({asio::ip::make_address("127.0.0.1"), gateway_->port()});
+    socket_.set_option(asio::ip::tcp::no_delay(true));
+    timeval limit{20, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  }
+
+  // Reads until `marker` arrived or the connection ended.
+  std::string read_until(const std::string& marker) {
+    boost::system::error_code error;
+    char buffer[4096];
+    while (received_.find(marker) == std::string::npos && !error) {
+      std::size_t count = socket_.read_some(asio::buffer(buffer), error);
+      received_.append(buffer, count);
+    }
+    return received_;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  asio::io_context io_context_;
+  asio::ip::tcp::socket socket_{io_context_};
+  std::string received_;
+};
+
+TEST_F(FramingTest, RequestSentByteByByte) {
+  std::string request = post(R"({"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2})", "Connection: close\r\n");
+  for (char byte : request) {
+    asio::write(socket_, asio::buffer(&byte, 1));
+  }
+  std::string response = read_until("\"finish_reason\"");
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response << gateway_->log();
+  EXPECT_NE(response.find("chat.completion"), std::string::npos) << response;
+}
+
+TEST_F(FramingTest, ChunkedRequestBodyForwarded) {
+  std::string body = R"({"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2})";
+  std::string request =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  for (std::size_t at = 0; at < body.size(); at += 10) {
+    std::string piece = body.substr(at, 10);
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    request += size + piece + "\r\n";
+  }
+  request += "0\r\n\r\n";
+  asio::write(socket_, asio::buffer(request));
+  std::string response = read_until("\"finish_reason\"");
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response << gateway_->log();
+}
+
+TEST_F(FramingTest, ExpectContinueGetsInterimResponse) {
+  std::string body = R"({"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2})";
+  std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                     "Connection: close\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(socket_, asio::buffer(head));
+  // The body goes out only after the interim response, as clients do.
+  std::string interim = read_until("\r\n\r\n");
+  ASSERT_TRUE(interim.starts_with("HTTP/1.1 100 Continue\r\n")) << interim;
+  received_.clear();
+  asio::write(socket_, asio::buffer(body));
+  std::string response = read_until("\"finish_reason\"");
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response << gateway_->log();
 }
 
 }  // namespace
