@@ -154,12 +154,9 @@ std::string chunk_size_line(std::size_t size) {
   return line;
 }
 
-std::string build_upstream_head(const http::request<http::string_body>& request,
-                                std::string_view host, std::uint16_t port,
-                                std::string_view request_id, std::string_view client_address,
-                                std::string_view upstream_api_key) {
-  std::string out;
-  out.reserve(512);
+void append_upstream_head(std::string& out, const http::request<http::string_body>& request,
+                          std::string_view host, std::uint16_t port, std::string_view request_id,
+                          std::string_view client_address, std::string_view upstream_api_key) {
   out += method_string(request.method());
   out += ' ';
   out += std::string_view(request.target().data(), request.target().size());
@@ -204,7 +201,6 @@ std::string build_upstream_head(const http::request<http::string_body>& request,
     out += "\r\n";
   }
   out += "\r\n";
-  return out;
 }
 
 void append_response_head(std::string& out, const http::response<http::buffer_body>& response,

@@ -39,11 +39,12 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 // "1a2f\r\n" for a chunk of that many bytes.
 std::string chunk_size_line(std::size_t size);
 
-// The head sent to a backend: the client's method, target and end-to-end
-// fields except its credentials, plus Host, X-Request-Id, X-Forwarded-For,
-// Content-Length, and `Authorization: Bearer upstream_api_key` unless the
-// key is empty.
-std::string build_upstream_head(
+// Appends the head sent to a backend: the client's method, target and
+// end-to-end fields except its credentials, plus Host, X-Request-Id,
+// X-Forwarded-For, Content-Length, and `Authorization: Bearer
+// upstream_api_key` unless the key is empty.
+void append_upstream_head(
+    std::string& out,
     const boost::beast::http::request<boost::beast::http::string_body>& request,
     std::string_view host, std::uint16_t port, std::string_view request_id,
     std::string_view client_address, std::string_view upstream_api_key = {});

@@ -88,32 +88,33 @@ std::pair<ErrorKind, std::string> describe_model_error(const routing::ModelReque
   return {ErrorKind::invalid_request, "invalid request body"};
 }
 
-// Writes every byte of `buffers` to `stream`. On a plain TCP `socket`, the
-// bytes are first written at once, as far as the kernel takes them without
-// waiting, which saves a trip through the event loop for most writes. The
-// rest, and every write without `socket`, goes through the stream's own
-// asynchronous write and its timeout.
-template <typename Stream>
-awaitable<error_code> write_all(Stream& stream, asio::ip::tcp::socket* socket,
-                                std::span<const asio::const_buffer> buffers) {
-  beast::buffers_suffix<std::span<const asio::const_buffer>> rest(buffers);
-  error_code error;
-  if (socket != nullptr) {
-    while (beast::buffer_bytes(rest) > 0) {
-      std::size_t count = socket->write_some(rest, error);
-      if (error) {
-        break;
-      }
-      rest.consume(count);
+using BufferSpan = std::span<const asio::const_buffer>;
+using Unsent = beast::buffers_suffix<BufferSpan>;
+
+// Writes to a plain TCP socket what the kernel takes without waiting, which
+// saves a trip through the event loop for most writes. Returns true when
+// nothing is left for an asynchronous write: all bytes went out, or `error`
+// is set.
+bool write_now(asio::ip::tcp::socket& socket, Unsent& rest, error_code& error) {
+  while (beast::buffer_bytes(rest) > 0) {
+    std::size_t count = socket.write_some(rest, error);
+    if (error == asio::error::would_block || error == asio::error::try_again) {
+      error = {};
+      return false;
     }
-    if (!error) {
-      co_return error;
+    if (error) {
+      return true;
     }
-    if (error != asio::error::would_block && error != asio::error::try_again) {
-      co_return error;
-    }
-    error = {};
+    rest.consume(count);
   }
+  return true;
+}
+
+// Writes the bytes write_now() left, through the stream's own asynchronous
+// write and its timeout.
+template <typename Stream>
+awaitable<error_code> write_rest(Stream& stream, Unsent rest) {
+  error_code error;
   co_await asio::async_write(stream, rest, asio::redirect_error(asio::use_awaitable, error));
   co_return error;
 }
@@ -162,7 +163,7 @@ class Session {
         thread_(thread), settings_(server.config.gateway), role_(role) {
     error_code ignored;
     client_address_ = client_.socket().remote_endpoint(ignored).address().to_string();
-    // Writes try the socket at once first; see write_all().
+    // Writes try the socket at once first; see write_now().
     client_.socket().non_blocking(true, ignored);
     // The listener's configured address decides, not the connection's: a
     // listener on 0.0.0.0 is reachable from other machines even when this
@@ -209,7 +210,11 @@ class Session {
   awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
                          bool keep_alive);
   // Writes to the client within client_write_timeout.
-  awaitable<error_code> write_to_client(std::span<const asio::const_buffer> buffers);
+  // Writes to a plain TCP client what the kernel takes at once; true when
+  // nothing is left for write_to_client().
+  bool write_to_client_now(Unsent& rest, error_code& error);
+  // Writes to the client within client_write_timeout.
+  awaitable<error_code> write_to_client(Unsent rest);
   // Ends a relayed response whose write to the client failed or timed out.
   // Returns false: the connection closes.
   bool client_write_failed(RequestRecord& record, const error_code& error);
@@ -235,6 +240,8 @@ class Session {
   ListenerRole role_;
   std::string client_address_;
   bool listener_is_loopback_ = false;
+  // The head being sent, to the backend or to the client; kept for its
+  // capacity.
   std::string head_;
 
   // Disconnect watch while a request is held or waits for its backend.
@@ -726,9 +733,11 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
                                const config::Deployment& deployment,
                                routing::InstanceHandle& instance) {
   bool keep_alive = request.keep_alive() && !server_.shutting_down.load();
-  std::string upstream_head = build_upstream_head(request, instance.host(), instance.port(),
-                                                  record.id, client_address_,
-                                                  deployment.upstream_api_key);
+  // The head stays in head_ for a second attempt; relay_response() then
+  // replaces it with the response head.
+  head_.clear();
+  append_upstream_head(head_, request, instance.host(), instance.port(), record.id,
+                       client_address_, deployment.upstream_api_key);
   std::string_view backend = instance.id();
 
   // The backend may close a reused keep-alive connection just as the request
@@ -767,9 +776,12 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     if (settings_.upstream_response_timeout > Duration::zero()) {
       upstream->stream.expires_after(settings_.upstream_response_timeout);
     }
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(upstream_head),
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head_),
                                               asio::buffer(request.body())};
-    error = co_await write_all(upstream->stream, &upstream->stream.socket(), buffers);
+    Unsent unsent{BufferSpan(buffers)};
+    if (!write_now(upstream->stream.socket(), unsent, error)) {
+      error = co_await write_rest(upstream->stream, unsent);
+    }
     if (error && upstream->reused && attempt == 0) {
       continue;
     }
@@ -914,7 +926,10 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   error_code error;
   if (!has_body || upstream->buffer.size() == 0) {
     std::array<asio::const_buffer, 1> head{asio::buffer(head_)};
-    error = co_await write_to_client(head);
+    Unsent unsent{BufferSpan(head)};
+    if (!write_to_client_now(unsent, error)) {
+      error = co_await write_to_client(unsent);
+    }
     head_sent = true;
     record.first_byte_ms = milliseconds_since(record.received);
     if (error) {
@@ -1008,7 +1023,10 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }
-    error = co_await write_to_client(std::span(buffers.data(), used));
+    Unsent unsent{BufferSpan(buffers.data(), used)};
+    if (!write_to_client_now(unsent, error)) {
+      error = co_await write_to_client(unsent);
+    }
     if (!head_sent) {
       head_sent = true;
       record.first_byte_ms = milliseconds_since(record.received);
@@ -1026,7 +1044,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
 
   if (chunked) {
     std::array<asio::const_buffer, 1> last_chunk{asio::buffer(std::string_view("0\r\n\r\n"))};
-    error = co_await write_to_client(last_chunk);
+    error = co_await write_to_client(Unsent{BufferSpan(last_chunk)});
     if (error) {
       co_return client_write_failed(record, error);
     }
@@ -1052,10 +1070,17 @@ bool Session::client_write_failed(RequestRecord& record, const error_code& error
   return false;
 }
 
-awaitable<error_code> Session::write_to_client(std::span<const asio::const_buffer> buffers) {
+bool Session::write_to_client_now(Unsent& rest, error_code& error) {
+  return !client_.is_tls() && write_now(client_.socket(), rest, error);
+}
+
+awaitable<error_code> Session::write_to_client(Unsent rest) {
+  error_code error;
+  if (write_to_client_now(rest, error)) {
+    co_return error;
+  }
   client_.expires_after(settings_.client_write_timeout);
-  asio::ip::tcp::socket* socket = client_.is_tls() ? nullptr : &client_.socket();
-  error_code error = co_await write_all(client_, socket, buffers);
+  error = co_await write_rest(client_, rest);
   client_.expires_never();
   if (error == beast::error::timeout) {
     server_.metrics.record_limit_hit(Limit::client_write_timeout);
@@ -1087,7 +1112,7 @@ awaitable<bool> Session::reject(RequestRecord& record, ErrorKind kind, std::stri
   head_ += "\r\n";
 
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  error_code error = co_await write_to_client(buffers);
+  error_code error = co_await write_to_client(Unsent{BufferSpan(buffers)});
 
   record.status = info.status;
   record.bytes_sent = body.size();
@@ -1117,7 +1142,7 @@ awaitable<bool> Session::send_body(RequestRecord& record, int status,
   head_ += "\r\n";
 
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body)};
-  error_code error = co_await write_to_client(buffers);
+  error_code error = co_await write_to_client(Unsent{BufferSpan(buffers)});
   record.status = status;
   record.bytes_sent = body.size();
   if (error) {

@@ -79,17 +79,19 @@ Request chat_request() {
 }
 
 ParsedHead upstream_head(const Request& request, std::string_view host = "127.0.0.1") {
-  return parse_head(build_upstream_head(request, host, 8001, "req-1", "10.0.0.5"));
+  std::string head;
+  append_upstream_head(head, request, host, 8001, "req-1", "10.0.0.5");
+  return parse_head(head);
 }
 
-TEST(BuildUpstreamHead, KeepsMethodAndTarget) {
+TEST(AppendUpstreamHead, KeepsMethodAndTarget) {
   ParsedHead head = upstream_head(chat_request());
 
   EXPECT_EQ(head.start_line, "POST /v1/chat/completions?trace=1 HTTP/1.1") << "request line";
   EXPECT_TRUE(head.ends_with_blank_line) << "the head ends with one blank line";
 }
 
-TEST(BuildUpstreamHead, DropsHopByHopFields) {
+TEST(AppendUpstreamHead, DropsHopByHopFields) {
   Request request = chat_request();
   const std::vector<std::string> hop_by_hop = {
       "Connection",          "Keep-Alive", "TE",      "Transfer-Encoding",
@@ -106,7 +108,7 @@ TEST(BuildUpstreamHead, DropsHopByHopFields) {
   }
 }
 
-TEST(BuildUpstreamHead, DropsFieldsNamedInConnection) {
+TEST(AppendUpstreamHead, DropsFieldsNamedInConnection) {
   Request request = chat_request();
   request.set(http::field::connection, "keep-alive, X-Hop-One ,x-hop-two,,\tX-Hop-Three");
   request.insert("X-Hop-One", "1");
@@ -122,7 +124,7 @@ TEST(BuildUpstreamHead, DropsFieldsNamedInConnection) {
   EXPECT_EQ(head.value("X-End-To-End"), "kept") << "field not named in Connection";
 }
 
-TEST(BuildUpstreamHead, DropsClientCredentials) {
+TEST(AppendUpstreamHead, DropsClientCredentials) {
   Request request = chat_request();
   request.set(http::field::authorization, "Bearer sk-client");
   request.insert("X-Api-Key", "sk-client");
@@ -133,33 +135,34 @@ TEST(BuildUpstreamHead, DropsClientCredentials) {
   EXPECT_EQ(head.count("X-Api-Key"), 0) << "forwarded the client's x-api-key";
 }
 
-TEST(BuildUpstreamHead, SendsDeploymentKey) {
+TEST(AppendUpstreamHead, SendsDeploymentKey) {
   Request request = chat_request();
   request.set(http::field::authorization, "Bearer sk-client");
 
-  ParsedHead head = parse_head(
-      build_upstream_head(request, "127.0.0.1", 8001, "req-1", "10.0.0.5", "backend-key"));
+  std::string text;
+  append_upstream_head(text, request, "127.0.0.1", 8001, "req-1", "10.0.0.5", "backend-key");
+  ParsedHead head = parse_head(text);
 
   EXPECT_EQ(head.count("Authorization"), 1) << "Authorization fields";
   EXPECT_EQ(head.value("Authorization"), "Bearer backend-key");
   EXPECT_TRUE(head.ends_with_blank_line);
 }
 
-TEST(BuildUpstreamHead, ReplacesHost) {
+TEST(AppendUpstreamHead, ReplacesHost) {
   ParsedHead head = upstream_head(chat_request());
 
   EXPECT_EQ(head.count("Host"), 1) << "Host fields";
   EXPECT_EQ(head.value("Host"), "127.0.0.1:8001") << "Host";
 }
 
-TEST(BuildUpstreamHead, BracketsIpv6Host) {
+TEST(AppendUpstreamHead, BracketsIpv6Host) {
   ParsedHead head = upstream_head(chat_request(), "::1");
 
   // Host carries the host of a URI, where an IPv6 literal is written in brackets.
   EXPECT_EQ(head.value("Host"), "[::1]:8001") << "Host for backend address ::1";
 }
 
-TEST(BuildUpstreamHead, SetsContentLengthToBodySize) {
+TEST(AppendUpstreamHead, SetsContentLengthToBodySize) {
   Request request = chat_request();
   request.set(http::field::content_length, "999");
   request.set(http::field::transfer_encoding, "chunked");
@@ -172,7 +175,7 @@ TEST(BuildUpstreamHead, SetsContentLengthToBodySize) {
   EXPECT_EQ(head.count("Transfer-Encoding"), 0) << "Transfer-Encoding fields";
 }
 
-TEST(BuildUpstreamHead, EmptyBodyHasZeroLength) {
+TEST(AppendUpstreamHead, EmptyBodyHasZeroLength) {
   Request request(http::verb::get, "/v1/models", 11);
 
   ParsedHead head = upstream_head(request);
@@ -181,7 +184,7 @@ TEST(BuildUpstreamHead, EmptyBodyHasZeroLength) {
   EXPECT_EQ(head.value("Content-Length"), "0") << "Content-Length of an empty body";
 }
 
-TEST(BuildUpstreamHead, ReplacesClientRequestId) {
+TEST(AppendUpstreamHead, ReplacesClientRequestId) {
   Request request = chat_request();
   request.insert("X-Request-Id", "client-chosen");
   request.insert("x-request-id", "second-client-value");
@@ -192,14 +195,14 @@ TEST(BuildUpstreamHead, ReplacesClientRequestId) {
   EXPECT_EQ(head.value("X-Request-Id"), "req-1") << "X-Request-Id";
 }
 
-TEST(BuildUpstreamHead, AddsForwardedFor) {
+TEST(AppendUpstreamHead, AddsForwardedFor) {
   ParsedHead head = upstream_head(chat_request());
 
   EXPECT_EQ(head.count("X-Forwarded-For"), 1) << "X-Forwarded-For fields";
   EXPECT_EQ(head.value("X-Forwarded-For"), "10.0.0.5") << "X-Forwarded-For";
 }
 
-TEST(BuildUpstreamHead, AppendsToForwardedFor) {
+TEST(AppendUpstreamHead, AppendsToForwardedFor) {
   Request request = chat_request();
   request.insert("X-Forwarded-For", "203.0.113.7, 198.51.100.2");
 
@@ -210,7 +213,7 @@ TEST(BuildUpstreamHead, AppendsToForwardedFor) {
       << "X-Forwarded-For";
 }
 
-TEST(BuildUpstreamHead, JoinsRepeatedForwardedFor) {
+TEST(AppendUpstreamHead, JoinsRepeatedForwardedFor) {
   Request request = chat_request();
   request.insert("X-Forwarded-For", "203.0.113.7");
   request.insert("X-Forwarded-For", "198.51.100.2");
@@ -223,7 +226,7 @@ TEST(BuildUpstreamHead, JoinsRepeatedForwardedFor) {
       << "X-Forwarded-For from two client fields";
 }
 
-TEST(BuildUpstreamHead, DropsExpect) {
+TEST(AppendUpstreamHead, DropsExpect) {
   Request request = chat_request();
   request.set(http::field::expect, "100-continue");
 
@@ -232,7 +235,7 @@ TEST(BuildUpstreamHead, DropsExpect) {
   EXPECT_EQ(head.count("Expect"), 0) << "Expect fields";
 }
 
-TEST(BuildUpstreamHead, KeepsEndToEndFields) {
+TEST(AppendUpstreamHead, KeepsEndToEndFields) {
   Request request = chat_request();
   request.set(http::field::accept, "text/event-stream");
   request.insert("OpenAI-Organization", "org-1");
