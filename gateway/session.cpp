@@ -248,7 +248,6 @@ class Session {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool watching_ = false;
   bool client_gone_ = false;
-  char watch_byte_ = 0;
   std::function<void()> on_client_gone_;
   // Set by proxy() when it could not connect to another gateway's instance
   // and sent nothing, so that the request can go to another instance.
@@ -1189,21 +1188,24 @@ void Session::watch_client(std::function<void()> on_gone) {
 }
 
 void Session::arm_watch() {
-  // A one-byte peek rather than async_wait: a wait re-arms the descriptor
-  // in epoll (one epoll_ctl per request), while a receive joins the queue
-  // of the descriptor that is already registered for reading.
-  client_.socket().async_receive(
-      asio::buffer(&watch_byte_, 1), asio::socket_base::message_peek,
-      [this, alive = alive_](const error_code& error, std::size_t count) {
-        if (!*alive || !watching_ || error == asio::error::operation_aborted) {
+  client_.socket().async_wait(
+      asio::ip::tcp::socket::wait_read, [this, alive = alive_](const error_code& error) {
+        if (!*alive || error || !watching_) {
+          return;
+        }
+        char byte;
+        ssize_t count = ::recv(client_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          arm_watch();
+          return;
+        }
+        if (count > 0) {
+          // A pipelined request: the connection is alive, and its bytes stay
+          // in the socket for the next read.
+          watching_ = false;
           return;
         }
         watching_ = false;
-        if (!error && count > 0) {
-          // A pipelined request: the connection is alive, and its bytes stay
-          // in the socket for the next read.
-          return;
-        }
         client_gone_ = true;
         on_client_gone_();
       });
