@@ -851,9 +851,17 @@ awaitable<error_code> Session::read_upstream_head(UpstreamConnection& upstream,
         break;
       }
     }
-    std::size_t count = co_await upstream.stream.async_read_some(
-        upstream.buffer.prepare(read_size(upstream.buffer)),
-        asio::redirect_error(asio::use_awaitable, error));
+    asio::mutable_buffer target = upstream.buffer.prepare(read_size(upstream.buffer));
+    std::size_t count = 0;
+    if (settings_.upstream_response_timeout > Duration::zero()) {
+      count = co_await upstream.stream.async_read_some(
+          target, asio::redirect_error(asio::use_awaitable, error));
+    } else {
+      // Without a timeout the socket is read directly: one recv() without
+      // the stream's timer bookkeeping.
+      count = co_await upstream.stream.socket().async_read_some(
+          target, asio::redirect_error(asio::use_awaitable, error));
+    }
     upstream.buffer.commit(count);
     if (error == asio::error::eof) {
       co_return parser.got_some() ? error_code(http::error::partial_message)
@@ -954,7 +962,9 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     // before the backend is read again.
     error = {};
     if (upstream->buffer.size() == 0 || starved) {
-      std::size_t received = co_await upstream->stream.async_read_some(
+      // The stream has no timeout here (max_stream_duration cancels the
+      // socket's operations), so its socket is read directly.
+      std::size_t received = co_await upstream->stream.socket().async_read_some(
           upstream->buffer.prepare(read_size(upstream->buffer)),
           asio::redirect_error(asio::use_awaitable, error));
       upstream->buffer.commit(received);
