@@ -154,7 +154,7 @@ std::string chunk_size_line(std::size_t size) {
   return line;
 }
 
-void append_upstream_head(std::string& out, const http::request<http::string_body>& request,
+void append_upstream_head(std::string& out, const ClientRequest& request,
                           std::string_view host, std::uint16_t port, std::string_view request_id,
                           std::string_view client_address, std::string_view upstream_api_key) {
   out += method_string(request.method());
@@ -203,7 +203,7 @@ void append_upstream_head(std::string& out, const http::request<http::string_bod
   out += "\r\n";
 }
 
-void append_response_head(std::string& out, const http::response<http::buffer_body>& response,
+void append_response_head(std::string& out, const BackendResponse& response,
                           std::string_view request_id, bool stream, bool chunked,
                           bool keep_alive) {
   auto reason = response.reason();

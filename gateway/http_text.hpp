@@ -4,6 +4,7 @@
 // head, filled in place, instead of Beast's serializer.
 
 #include <cstdint>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,16 @@
 #include <boost/beast/http/string_body.hpp>
 
 namespace modelgate::gateway {
+
+// Parsed heads keep their fields, and a request its body, in a memory
+// resource that lives as long as the request: one bump allocation each
+// instead of one heap allocation per field.
+using HeadAllocator = std::pmr::polymorphic_allocator<char>;
+using HeadFields = boost::beast::http::basic_fields<HeadAllocator>;
+using RequestBody =
+    boost::beast::http::basic_string_body<char, std::char_traits<char>, HeadAllocator>;
+using ClientRequest = boost::beast::http::request<RequestBody, HeadFields>;
+using BackendResponse = boost::beast::http::response<boost::beast::http::buffer_body, HeadFields>;
 
 // Returns "chat_completions", "completions" or "embeddings" for the paths
 // routed by model, else an empty view.
@@ -45,7 +56,7 @@ std::string chunk_size_line(std::size_t size);
 // upstream_api_key` unless the key is empty.
 void append_upstream_head(
     std::string& out,
-    const boost::beast::http::request<boost::beast::http::string_body>& request,
+    const ClientRequest& request,
     std::string_view host, std::uint16_t port, std::string_view request_id,
     std::string_view client_address, std::string_view upstream_api_key = {});
 
@@ -53,7 +64,7 @@ void append_upstream_head(
 // plus X-Request-Id, X-Accel-Buffering for streams, and framing.
 void append_response_head(
     std::string& out,
-    const boost::beast::http::response<boost::beast::http::buffer_body>& response,
+    const BackendResponse& response,
     std::string_view request_id, bool stream, bool chunked, bool keep_alive);
 
 }  // namespace modelgate::gateway

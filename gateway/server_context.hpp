@@ -50,6 +50,24 @@ enum class ListenerRole {
   admin,   // /admin/, /metrics and /health only
 };
 
+// Memory blocks of one size that an I/O thread keeps for reuse, so that
+// taking one costs no heap allocation once the thread has warmed up.
+class BlockPool {
+ public:
+  BlockPool(std::size_t block_bytes, std::size_t max_kept)
+      : block_bytes_(block_bytes), max_kept_(max_kept) {}
+
+  std::size_t block_bytes() const { return block_bytes_; }
+  std::unique_ptr<char[]> take();
+  // Keeps `block` for the next take(), or frees it when max_kept are kept.
+  void give_back(std::unique_ptr<char[]> block);
+
+ private:
+  std::size_t block_bytes_;
+  std::size_t max_kept_;
+  std::vector<std::unique_ptr<char[]>> kept_;
+};
+
 // Owned by one I/O thread; sessions on that thread use it without locks.
 struct ThreadContext {
   ThreadContext(asio::any_io_executor executor, const config::GatewaySettings& settings,
@@ -65,17 +83,13 @@ struct ThreadContext {
   // Returns a request id unique to this gateway process.
   std::string next_request_id();
 
-  // Relay buffers of kRelayBufferBytes: taken while a response body is
-  // relayed, then kept for the next one, up to kKeptRelayBuffers.
-  static constexpr std::size_t kRelayBufferBytes = 64 * 1024;
-  static constexpr std::size_t kKeptRelayBuffers = 16;
-  std::unique_ptr<char[]> take_relay_buffer();
-  void return_relay_buffer(std::unique_ptr<char[]> buffer);
-
   UpstreamPool upstream_pool;
   std::string request_id_prefix;
   std::uint64_t request_counter = 0;
-  std::vector<std::unique_ptr<char[]>> relay_buffers;
+  // Taken while a response body is relayed.
+  BlockPool relay_buffers{64 * 1024, 16};
+  // Taken while a request is served, for its parsed heads.
+  BlockPool head_blocks{2 * 1024, 64};
 };
 
 }  // namespace modelgate::gateway

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <memory_resource>
 #include <optional>
+#include <tuple>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -41,11 +43,12 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
-using Request = http::request<http::string_body>;
-using UpstreamParser = http::response_parser<http::buffer_body>;
+using Request = ClientRequest;
+using RequestParser = http::request_parser<RequestBody, HeadAllocator>;
+using UpstreamParser = http::response_parser<http::buffer_body, HeadAllocator>;
 using config::Duration;
 
-constexpr std::size_t kRelayBufferBytes = ThreadContext::kRelayBufferBytes;
+constexpr std::size_t kRelayBufferBytes = 64 * 1024;  // ThreadContext::relay_buffers
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
 // Maximum launcher requests for one client request. An instance can begin
 // to stop between being chosen and counting the request in; then the
@@ -223,6 +226,9 @@ class Session {
                             std::string body, bool keep_alive);
   void finish(RequestRecord& record);
 
+  void begin_request_memory();
+  void end_request_memory();
+
   void watch_client(std::function<void()> on_gone);
   void arm_watch();
   void stop_watch();
@@ -243,6 +249,11 @@ class Session {
   // The head being sent, to the backend or to the client; kept for its
   // capacity.
   std::string head_;
+  // Memory of the current request's parsed heads and body (HeadAllocator):
+  // a block of the thread's head_blocks, then the heap for what does not
+  // fit. It exists from the request's first byte to its end.
+  std::unique_ptr<char[]> arena_block_;
+  std::optional<std::pmr::monotonic_buffer_resource> arena_;
 
   // Disconnect watch while a request is held or waits for its backend.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -261,10 +272,12 @@ awaitable<void> Session::run() {
   while (handshake_done) {
     std::optional<Request> request = co_await read_request(first);
     first = false;
-    if (!request) {
-      break;
+    bool keep_alive = false;
+    if (request) {
+      keep_alive = co_await handle(*request);
     }
-    bool keep_alive = co_await handle(*request);
+    request.reset();
+    end_request_memory();
     if (!keep_alive) {
       break;
     }
@@ -320,7 +333,10 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
     }
   }
 
-  http::request_parser<http::string_body> parser;
+  begin_request_memory();
+  HeadAllocator allocator(&*arena_);
+  RequestParser parser(std::piecewise_construct, std::make_tuple(allocator),
+                       std::make_tuple(allocator));
   parser.header_limit(static_cast<std::uint32_t>(settings_.max_header_bytes));
   parser.body_limit(settings_.max_body_bytes);
 
@@ -795,7 +811,8 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     }
 
     // Wait for the response head; a client that leaves cancels the request.
-    UpstreamParser parser;
+    UpstreamParser parser(std::piecewise_construct, std::make_tuple(),
+                          std::make_tuple(HeadAllocator(&*arena_)));
     parser.header_limit(kUpstreamHeaderLimit);
     // Beast 1.74 compares the length against an empty optional as if it
     // were a limit of zero, so "no limit" is the largest value instead.
@@ -948,11 +965,11 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   // The buffer is the I/O thread's, taken only while this body is relayed,
   // so that idle keep-alive connections and held requests cost none.
   struct RelayBuffer {
-    ThreadContext& thread;
-    std::unique_ptr<char[]> data = thread.take_relay_buffer();
-    ~RelayBuffer() { thread.return_relay_buffer(std::move(data)); }
+    BlockPool& pool;
+    std::unique_ptr<char[]> data = pool.take();
+    ~RelayBuffer() { pool.give_back(std::move(data)); }
     char* get() const { return data.get(); }
-  } relay_buffer{thread_};
+  } relay_buffer{thread_.relay_buffers};
   std::string chunk_prefix;
   bool starved = false;  // the parser needs bytes that are not buffered yet
   while (!parser.is_done()) {
@@ -1190,6 +1207,17 @@ void Session::finish(RequestRecord& record) {
   }
 }
 
+void Session::begin_request_memory() {
+  arena_block_ = thread_.head_blocks.take();
+  arena_.emplace(arena_block_.get(), thread_.head_blocks.block_bytes(),
+                 std::pmr::new_delete_resource());
+}
+
+void Session::end_request_memory() {
+  arena_.reset();
+  thread_.head_blocks.give_back(std::move(arena_block_));
+}
+
 void Session::watch_client(std::function<void()> on_gone) {
   watching_ = true;
   client_gone_ = false;
@@ -1280,18 +1308,18 @@ std::string Session::instances_body() const {
 
 }  // namespace
 
-std::unique_ptr<char[]> ThreadContext::take_relay_buffer() {
-  if (relay_buffers.empty()) {
-    return std::make_unique_for_overwrite<char[]>(kRelayBufferBytes);
+std::unique_ptr<char[]> BlockPool::take() {
+  if (kept_.empty()) {
+    return std::make_unique_for_overwrite<char[]>(block_bytes_);
   }
-  std::unique_ptr<char[]> buffer = std::move(relay_buffers.back());
-  relay_buffers.pop_back();
-  return buffer;
+  std::unique_ptr<char[]> block = std::move(kept_.back());
+  kept_.pop_back();
+  return block;
 }
 
-void ThreadContext::return_relay_buffer(std::unique_ptr<char[]> buffer) {
-  if (relay_buffers.size() < kKeptRelayBuffers) {
-    relay_buffers.push_back(std::move(buffer));
+void BlockPool::give_back(std::unique_ptr<char[]> block) {
+  if (block && kept_.size() < max_kept_) {
+    kept_.push_back(std::move(block));
   }
 }
 

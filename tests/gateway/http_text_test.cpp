@@ -14,8 +14,8 @@ namespace {
 
 namespace http = boost::beast::http;
 
-using Request = http::request<http::string_body>;
-using Response = http::response<http::buffer_body>;
+using Request = ClientRequest;
+using Response = BackendResponse;
 
 // A head split into its start line and fields, in order.
 struct ParsedHead {
