@@ -87,9 +87,9 @@ struct ThreadContext {
   std::string request_id_prefix;
   std::uint64_t request_counter = 0;
   // Taken while a response body is relayed.
-  BlockPool relay_buffers{64 * 1024, 16};
+  BlockPool relay_buffers{16 * 1024, 256};
   // Taken while a request is served, for its parsed heads.
-  BlockPool head_blocks{2 * 1024, 64};
+  BlockPool head_blocks{2 * 1024, 256};
 };
 
 }  // namespace modelgate::gateway

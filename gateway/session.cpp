@@ -48,7 +48,6 @@ using RequestParser = http::request_parser<RequestBody, HeadAllocator>;
 using UpstreamParser = http::response_parser<http::buffer_body, HeadAllocator>;
 using config::Duration;
 
-constexpr std::size_t kRelayBufferBytes = 64 * 1024;  // ThreadContext::relay_buffers
 constexpr std::size_t kUpstreamHeaderLimit = 64 * 1024;
 // Maximum launcher requests for one client request. An instance can begin
 // to stop between being chosen and counting the request in; then the
@@ -762,9 +761,12 @@ awaitable<bool> Session::proxy(Request& request, RequestRecord& record,
     // long as it could have been held.
     error_code error;
     bool waited = false;
-    UpstreamConnectionPtr upstream = co_await thread_.upstream_pool.connect(
-        instance.host(), instance.port(), record.received + settings_.hold_timeout, waited,
-        error);
+    UpstreamConnectionPtr upstream = thread_.upstream_pool.reuse(instance.host(), instance.port());
+    if (!upstream) {
+      upstream = co_await thread_.upstream_pool.connect(
+          instance.host(), instance.port(), record.received + settings_.hold_timeout, waited,
+          error);
+    }
     if (waited) {
       server_.metrics.record_limit_hit(Limit::max_upstream_connections);
     }
@@ -966,15 +968,18 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
   // so that idle keep-alive connections and held requests cost none.
   struct RelayBuffer {
     BlockPool& pool;
-    std::unique_ptr<char[]> data = pool.take();
-    ~RelayBuffer() { pool.give_back(std::move(data)); }
-    char* get() const { return data.get(); }
-  } relay_buffer{thread_.relay_buffers};
+    std::unique_ptr<char[]> block;
+    ~RelayBuffer() { pool.give_back(std::move(block)); }
+  } relay{thread_.relay_buffers, nullptr};
+  const std::size_t relay_bytes = relay.pool.block_bytes();
+  if (has_body) {
+    relay.block = relay.pool.take();
+  }
   std::string chunk_prefix;
   bool starved = false;  // the parser needs bytes that are not buffered yet
   while (!parser.is_done()) {
-    response.body().data = relay_buffer.get();
-    response.body().size = kRelayBufferBytes;
+    response.body().data = relay.block.get();
+    response.body().size = relay_bytes;
     // Bytes that came with the head, or in an earlier read, are parsed
     // before the backend is read again.
     error = {};
@@ -999,7 +1004,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
         error = {};
       }
     }
-    std::size_t count = kRelayBufferBytes - response.body().size;
+    std::size_t count = relay_bytes - response.body().size;
 
     if (deadline && deadline->reached) {
       // max_stream_duration passed. Closing both connections shows the
@@ -1045,7 +1050,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       chunk_prefix = chunk_size_line(count);
       buffers[used++] = asio::buffer(chunk_prefix);
     }
-    buffers[used++] = asio::buffer(relay_buffer.get(), count);
+    buffers[used++] = asio::buffer(relay.block.get(), count);
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }

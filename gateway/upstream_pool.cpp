@@ -97,6 +97,14 @@ UpstreamConnectionPtr UpstreamPool::take_idle(UpstreamEndpoint& endpoint) {
   return nullptr;
 }
 
+UpstreamConnectionPtr UpstreamPool::reuse(const std::string& host, std::uint16_t port) {
+  auto found = endpoints_.find(endpoint_key(host, port));
+  if (found == endpoints_.end()) {
+    return nullptr;
+  }
+  return take_idle(*found->second);
+}
+
 awaitable<UpstreamConnectionPtr> UpstreamPool::connect(
     const std::string& host, std::uint16_t port, std::chrono::steady_clock::time_point deadline,
     bool& waited, boost::system::error_code& error) {

@@ -67,9 +67,13 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // Returns an idle connection to host:port, or a new one. At the limit, waits for one until `deadline`, and sets `waited`.
-  // On failure returns null and sets `error`: timed_out when the deadline
-  // passed while waiting.
+  // Returns an idle connection to host:port, or null. Unlike connect(), it
+  // never waits and costs no coroutine frame.
+  UpstreamConnectionPtr reuse(const std::string& host, std::uint16_t port);
+
+  // Returns an idle connection to host:port, or a new one. At the limit,
+  // waits for one until `deadline`, and sets `waited`. On failure returns
+  // null and sets `error`: timed_out when the deadline passed while waiting.
   awaitable<UpstreamConnectionPtr> connect(const std::string& host, std::uint16_t port,
                                            std::chrono::steady_clock::time_point deadline,
                                            bool& waited, boost::system::error_code& error);
