@@ -68,7 +68,7 @@ class UpstreamPool {
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   // Returns an idle connection to host:port, or null. Unlike connect(), it
-  // never waits and costs no coroutine frame.
+  // never waits, and it is a plain function rather than a coroutine.
   UpstreamConnectionPtr reuse(const std::string& host, std::uint16_t port);
 
   // Returns an idle connection to host:port, or a new one. At the limit,
