@@ -57,7 +57,14 @@ asio::awaitable<void> Session::run() {
       }
 
       handle_request();
-      const bool keep_open = stream_ ? co_await stream() : co_await write_reply();
+      // Each co_await is a statement of its own: g++ 12 mishandles
+      // co_await inside a conditional expression.
+      bool keep_open = false;
+      if (stream_) {
+        keep_open = co_await stream();
+      } else {
+        keep_open = co_await write_reply();
+      }
       if (!keep_open) {
         break;
       }
