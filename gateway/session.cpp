@@ -136,6 +136,16 @@ std::size_t read_size(const beast::flat_buffer& buffer) {
   return std::clamp<std::size_t>(free, 4096, 64 * 1024);
 }
 
+// Returns the error for a connection that ended before `parser` had its
+// message: end_of_stream before the first byte, partial_message after it.
+template <typename Parser>
+error_code end_of_input(const Parser& parser) {
+  return parser.got_some() ? error_code(http::error::partial_message)
+                           : error_code(http::error::end_of_stream);
+}
+
+// Returns whether the client waits for "100 Continue" before it sends the
+// body.
 bool expects_continue(const Request& request) {
   auto expect = request[http::field::expect];
   return equals_ignore_case(std::string_view(expect.data(), expect.size()), "100-continue");
@@ -211,11 +221,13 @@ class Session {
 
   awaitable<bool> reject(RequestRecord& record, ErrorKind kind, std::string message,
                          bool keep_alive);
-  // Writes to the client within client_write_timeout.
-  // Writes to a plain TCP client what the kernel takes at once; true when
-  // nothing is left for write_to_client().
+  // Writes to a plain TCP client what the kernel takes at once. Returns
+  // true when nothing is left for write_rest_to_client().
   bool write_to_client_now(Unsent& rest, error_code& error);
-  // Writes to the client within client_write_timeout.
+  // Writes what write_to_client_now() left, within client_write_timeout.
+  awaitable<error_code> write_rest_to_client(Unsent rest);
+  // Writes to the client: at once where the kernel takes the bytes, the
+  // rest within client_write_timeout.
   awaitable<error_code> write_to_client(Unsent rest);
   // Ends a relayed response whose write to the client failed or timed out.
   // Returns false: the connection closes.
@@ -375,10 +387,8 @@ awaitable<std::optional<Request>> Session::read_request(bool first) {
         buffer_.prepare(read_size(buffer_)), asio::redirect_error(asio::use_awaitable, error));
     buffer_.commit(count);
     if (error == asio::error::eof) {
-      // Before any byte of this request: the client closed between
-      // requests. After some: the request was cut short.
-      error = parser.got_some() ? error_code(http::error::partial_message)
-                                : error_code(http::error::end_of_stream);
+      // Before the first byte, the client closed between requests.
+      error = end_of_input(parser);
     }
     if (error) {
       break;
@@ -883,8 +893,7 @@ awaitable<error_code> Session::read_upstream_head(UpstreamConnection& upstream,
     }
     upstream.buffer.commit(count);
     if (error == asio::error::eof) {
-      co_return parser.got_some() ? error_code(http::error::partial_message)
-                                  : error_code(http::error::end_of_stream);
+      co_return end_of_input(parser);
     }
     if (error) {
       co_return error;
@@ -954,7 +963,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     std::array<asio::const_buffer, 1> head{asio::buffer(head_)};
     Unsent unsent{BufferSpan(head)};
     if (!write_to_client_now(unsent, error)) {
-      error = co_await write_to_client(unsent);
+      error = co_await write_rest_to_client(unsent);
     }
     head_sent = true;
     record.first_byte_ms = milliseconds_since(record.received);
@@ -965,20 +974,18 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
 
   // Relay the body piece by piece as it arrives; nothing is buffered whole.
   // The buffer is the I/O thread's, taken only while this body is relayed,
-  // so that idle keep-alive connections and held requests cost none.
-  struct RelayBuffer {
-    BlockPool& pool;
-    std::unique_ptr<char[]> block;
-    ~RelayBuffer() { pool.give_back(std::move(block)); }
-  } relay{thread_.relay_buffers, nullptr};
-  const std::size_t relay_bytes = relay.pool.block_bytes();
+  // so that idle keep-alive connections and held requests cost none. It goes
+  // back to the pool only when the relay completes. On other exits it is
+  // freed, because a coroutine destroyed at shutdown outlives the pool.
+  const std::size_t relay_bytes = thread_.relay_buffers.block_bytes();
+  std::unique_ptr<char[]> relay_buffer;
   if (has_body) {
-    relay.block = relay.pool.take();
+    relay_buffer = thread_.relay_buffers.take();
   }
   std::string chunk_prefix;
   bool starved = false;  // the parser needs bytes that are not buffered yet
   while (!parser.is_done()) {
-    response.body().data = relay.block.get();
+    response.body().data = relay_buffer.get();
     response.body().size = relay_bytes;
     // Bytes that came with the head, or in an earlier read, are parsed
     // before the backend is read again.
@@ -1050,13 +1057,13 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
       chunk_prefix = chunk_size_line(count);
       buffers[used++] = asio::buffer(chunk_prefix);
     }
-    buffers[used++] = asio::buffer(relay.block.get(), count);
+    buffers[used++] = asio::buffer(relay_buffer.get(), count);
     if (chunked) {
       buffers[used++] = asio::buffer(std::string_view("\r\n"));
     }
     Unsent unsent{BufferSpan(buffers.data(), used)};
     if (!write_to_client_now(unsent, error)) {
-      error = co_await write_to_client(unsent);
+      error = co_await write_rest_to_client(unsent);
     }
     if (!head_sent) {
       head_sent = true;
@@ -1081,6 +1088,7 @@ awaitable<bool> Session::relay_response(Request& request, RequestRecord& record,
     }
   }
 
+  thread_.relay_buffers.give_back(std::move(relay_buffer));
   if (parser.keep_alive()) {
     upstream->stream.expires_never();
     thread_.upstream_pool.release(instance.host(), instance.port(), std::move(upstream));
@@ -1107,11 +1115,15 @@ bool Session::write_to_client_now(Unsent& rest, error_code& error) {
 
 awaitable<error_code> Session::write_to_client(Unsent rest) {
   error_code error;
-  if (write_to_client_now(rest, error)) {
-    co_return error;
+  if (!write_to_client_now(rest, error)) {
+    error = co_await write_rest_to_client(rest);
   }
+  co_return error;
+}
+
+awaitable<error_code> Session::write_rest_to_client(Unsent rest) {
   client_.expires_after(settings_.client_write_timeout);
-  error = co_await write_rest(client_, rest);
+  error_code error = co_await write_rest(client_, rest);
   client_.expires_never();
   if (error == beast::error::timeout) {
     server_.metrics.record_limit_hit(Limit::client_write_timeout);
